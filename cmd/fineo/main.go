@@ -1,0 +1,119 @@
+// Command fineo is the single binary of Fineo Ingest: it builds and runs the
+// Beam pipelines (ingest, demo), manages tenant schemas, and doubles as its
+// own Beam SDK worker when a runner re-executes it with --worker.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+)
+
+const usage = `fineo — IoT events from ingest to SQL with no hand-built ETL.
+
+Usage:
+  fineo ingest --input PATH|GLOB|s3://... --schemas DIR --archive DIR|s3://... [--tenant T]
+  fineo demo   [--out ./fineo-demo] [--sample testdata/sample]
+  fineo schema list|show|history|apply FILE --schemas DIR
+  fineo help
+
+Beam's runner flags (--runner, --endpoint, --environment_type, ...) apply to
+ingest and demo. Run "fineo COMMAND --help" for a command's flags.
+`
+
+// exitError carries a process exit code with its one-line reason.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	// A runner re-executes this binary as its SDK worker with only flags
+	// (--worker=true ...): hand those straight to Beam, which never returns.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && isWorker(args) {
+			flag.CommandLine.Parse(args)
+			beam.Init()
+			return 0
+		}
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "ingest":
+		err = cmdIngest(ctx, rest)
+	case "demo":
+		err = cmdDemo(ctx, rest)
+	case "schema":
+		err = cmdSchema(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "fineo: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "fineo %s: %v\n", cmd, err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func isWorker(args []string) bool {
+	for _, a := range args {
+		if a == "--worker" || a == "-worker" || strings.HasPrefix(a, "--worker=") || strings.HasPrefix(a, "-worker=") {
+			return !strings.HasSuffix(a, "=false")
+		}
+	}
+	return false
+}
+
+// parseBeamFlags parses a command's flags together with Beam's own, which
+// live on the global flag set, and initialises Beam.
+func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) error {
+	fs := flag.CommandLine
+	fs.Init("fineo "+name, flag.ContinueOnError)
+	define(fs)
+	logLevel := fs.String("log-level", "warn", "log level for the runner's and Fineo's logs: debug|info|warn|error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	beamlog.LogLevel = strings.ToLower(*logLevel) // beam.Init sets up slog with it
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	beam.Init()
+	return nil
+}

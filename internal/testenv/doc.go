@@ -1,0 +1,2 @@
+// Package testenv holds test helpers shared by the project's tests.
+package testenv

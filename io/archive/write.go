@@ -1,0 +1,287 @@
+package archive
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+
+	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/records"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*Block)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*FailedBlock)(nil)).Elem())
+	register.DoFn4x1[context.Context, string, Block, func(FailedBlock), error](&writeFn{})
+	register.DoFn3x0[context.Context, FailedBlock, func(string, Block)](&failedFn{})
+	register.Emitter1[FailedBlock]()
+	register.Emitter2[string, Block]()
+}
+
+// Writer defaults.
+const (
+	// DefaultFlushBytes bounds the encoded bytes a worker buffers before it
+	// writes files; partitions that fill up sooner are written sooner.
+	DefaultFlushBytes = 256 << 20
+	// DefaultFileBytes is the size at which a file is closed and a new one started.
+	DefaultFileBytes = 128 << 20
+	writeAttempts    = 4
+)
+
+// WriteOptions configure the archive writers. The zero value means defaults.
+type WriteOptions struct {
+	FlushBytes int64
+	FileBytes  int64
+}
+
+// FailedBlock is a block of staged events whose archive write failed after
+// every retry; it becomes processing-error records.
+type FailedBlock struct {
+	Partition string
+	Reason    string
+	Block     Block
+}
+
+// WriteStaged writes blocks of staged events (KV<partition, Block>) as Avro
+// container files under root. Blocks that cannot be written come back as
+// failed; ToProcessingErrors turns them into error blocks.
+func WriteStaged(s beam.Scope, root string, opts WriteOptions, blocks beam.PCollection) (failed beam.PCollection) {
+	s = s.Scope("archive.WriteStaged")
+	return beam.ParDo(s, newWriteFn(root, "avro", opts), blocks)
+}
+
+// WriteErrors writes blocks of error records (KV<partition, Block>) as
+// gzip JSON Lines files under root. An error archive that cannot be written
+// fails the job: there is nowhere left to put the records.
+func WriteErrors(s beam.Scope, root string, opts WriteOptions, blocks beam.PCollection) {
+	s = s.Scope("archive.WriteErrors")
+	failed := beam.ParDo(s, newWriteFn(root, "jsonl", opts), blocks)
+	_ = failed // always empty: writeFn returns an error for jsonl instead
+}
+
+// ToProcessingErrors turns failed staged blocks into processing-error
+// blocks, one error record per event, each holding the staged event as JSON
+// so it can be replayed.
+func ToProcessingErrors(s beam.Scope, failed beam.PCollection) beam.PCollection {
+	return beam.ParDo(s.Scope("archive.ToProcessingErrors"), &failedFn{}, failed)
+}
+
+func newWriteFn(root, format string, opts WriteOptions) *writeFn {
+	if opts.FlushBytes <= 0 {
+		opts.FlushBytes = DefaultFlushBytes
+	}
+	if opts.FileBytes <= 0 {
+		opts.FileBytes = DefaultFileBytes
+	}
+	return &writeFn{Root: root, Format: format, FlushBytes: opts.FlushBytes, FileBytes: opts.FileBytes}
+}
+
+type writeFn struct {
+	Root       string
+	Format     string // "avro" or "jsonl"
+	FlushBytes int64
+	FileBytes  int64
+
+	store    blob.Store
+	parts    map[string][]Block
+	buffered int64
+}
+
+func (f *writeFn) Setup(ctx context.Context) error {
+	st, err := blob.Open(ctx, f.Root)
+	if err != nil {
+		return fmt.Errorf("archive: opening %s: %w", f.Root, err)
+	}
+	f.store = st
+	f.parts = map[string][]Block{}
+	return nil
+}
+
+func (f *writeFn) StartBundle(ctx context.Context, _ func(FailedBlock)) {
+	clear(f.parts)
+	f.buffered = 0
+}
+
+func (f *writeFn) ProcessElement(ctx context.Context, part string, b Block, emit func(FailedBlock)) error {
+	f.parts[part] = append(f.parts[part], b)
+	f.buffered += int64(len(b.Data))
+	if f.buffered < f.FlushBytes {
+		return nil
+	}
+	return f.flush(ctx, emit)
+}
+
+func (f *writeFn) FinishBundle(ctx context.Context, emit func(FailedBlock)) error {
+	return f.flush(ctx, emit)
+}
+
+func (f *writeFn) flush(ctx context.Context, emit func(FailedBlock)) error {
+	for part, blocks := range f.parts {
+		if err := f.writePartition(ctx, part, blocks, emit); err != nil {
+			return err
+		}
+	}
+	clear(f.parts)
+	f.buffered = 0
+	return nil
+}
+
+// writePartition writes one partition's blocks as one or more files, each
+// written whole (committed) or not at all, with retries.
+func (f *writeFn) writePartition(ctx context.Context, part string, blocks []Block, emit func(FailedBlock)) error {
+	for len(blocks) > 0 {
+		n := 0 // blocks in this file
+		var size int64
+		for n < len(blocks) && (n == 0 || size+int64(len(blocks[n].Data)) <= f.FileBytes) {
+			size += int64(len(blocks[n].Data))
+			n++
+		}
+		file := blocks[:n]
+		blocks = blocks[n:]
+		var err error
+		for attempt := 0; attempt < writeAttempts; attempt++ {
+			if attempt > 0 {
+				metrics.Counter(metrics.WriteRetries).Inc(ctx, 1)
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+				}
+			}
+			if err = f.writeFile(ctx, part, file); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			if f.Format != "avro" {
+				return fmt.Errorf("archive: writing error records to %s failed after %d attempts: %w", f.store.URL(part), writeAttempts, err)
+			}
+			for _, b := range file {
+				emit(FailedBlock{Partition: part, Reason: err.Error(), Block: b})
+			}
+			continue
+		}
+		f.count(ctx, part, file)
+	}
+	return nil
+}
+
+func (f *writeFn) count(ctx context.Context, part string, blocks []Block) {
+	var n int64
+	for _, b := range blocks {
+		n += b.Count
+	}
+	metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
+	switch {
+	case f.Format == "avro":
+		metrics.Counter(metrics.StagedWritten).Inc(ctx, n)
+	case strings.HasPrefix(part, ErrorsDir+"/"+string(records.Processing)+"/"):
+		metrics.Counter(metrics.ProcessingWritten).Inc(ctx, n)
+	default:
+		metrics.Counter(metrics.CustomerWritten).Inc(ctx, n)
+	}
+}
+
+// FileName makes a file name that never collides: time-ordered, then random.
+func FileName(ext string) string {
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString() + ext
+}
+
+func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) (err error) {
+	ext := ".avro"
+	if f.Format != "avro" {
+		ext = ".jsonl.gz"
+	}
+	w, err := f.store.Create(ctx, part+"/"+FileName(ext))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	if f.Format == "avro" {
+		o, err := newOCFWriter(w, StagedSchema)
+		if err != nil {
+			return err
+		}
+		for _, b := range blocks {
+			if err := o.writeBlock(b.Count, b.Data); err != nil {
+				return err
+			}
+		}
+		return w.Commit()
+	}
+	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	for _, b := range blocks {
+		if _, err := zw.Write(b.Data); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+type failedFn struct{}
+
+func (failedFn) ProcessElement(ctx context.Context, fb FailedBlock, emit func(string, Block)) {
+	now := time.Now().UTC()
+	out := Block{}
+	n := 0
+	err := DecodeBlock(fb.Block, func(ev *records.Event) error {
+		n++
+		out.Data = AppendErrorJSON(out.Data, &records.Error{
+			Kind: records.WriteFailed, Tenant: ev.Tenant, Stage: "archive",
+			Message: fmt.Sprintf("writing staged partition %s failed: %s", fb.Partition, fb.Reason),
+			Raw:     EventJSON(ev), Source: ev.Source, Time: now, Events: 1,
+		})
+		out.Count++
+		return nil
+	})
+	if err != nil {
+		// The block itself is unreadable: keep its undecoded remainder as one
+		// record per event still missing, so the count stays whole.
+		for ; int64(n) < fb.Block.Count; n++ {
+			out.Data = AppendErrorJSON(out.Data, &records.Error{
+				Kind: records.Internal, Stage: "archive", Time: now, Events: 1,
+				Message: fmt.Sprintf("staged block for %s failed to write (%s) and to decode (%v)", fb.Partition, fb.Reason, err),
+			})
+			out.Count++
+		}
+	}
+	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, out.Count)
+	emit(ErrorPartition(records.Processing, now), out)
+}
+
+// EventJSON renders a staged event as one JSON object (for error records,
+// `fineo query` and humans). bytes values are base64.
+func EventJSON(ev *records.Event) []byte {
+	m := map[string]any{
+		"event_id":       ev.ID,
+		"tenant":         ev.Tenant,
+		"metric":         ev.Metric,
+		"metric_alias":   ev.MetricAlias,
+		"timestamp":      time.UnixMilli(ev.Timestamp).UTC().Format(time.RFC3339Nano),
+		"fields":         ev.Fields,
+		"unknown_fields": ev.Unknown,
+		"schema_version": ev.SchemaVersion,
+		"source":         ev.Source,
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return []byte(fmt.Sprintf(`{"event_id":%q,"error":%q}`, ev.ID, err.Error()))
+	}
+	return b
+}

@@ -1,0 +1,219 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// LocalStore is a Store in a local directory.
+type LocalStore struct {
+	root string // absolute, cleaned
+}
+
+var _ Store = (*LocalStore)(nil)
+
+// NewLocalStore returns a store rooted at dir, creating it if missing.
+func NewLocalStore(dir string) (*LocalStore, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", abs, err)
+	}
+	return &LocalStore{root: abs}, nil
+}
+
+// Root returns the absolute directory of the store.
+func (s *LocalStore) Root() string { return s.root }
+
+// URL implements Store.
+func (s *LocalStore) URL(p string) string {
+	if p == "" {
+		return s.root
+	}
+	return filepath.Join(s.root, filepath.FromSlash(p))
+}
+
+// Create implements Store.
+func (s *LocalStore) Create(ctx context.Context, p string) (Writer, error) {
+	if err := checkPath(p); err != nil {
+		return nil, fmt.Errorf("blob: create %s: %w", p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	target := s.URL(p)
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("blob: create %s: %w", target, err)
+	}
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("blob: create %s: %w", target, err)
+	}
+	return &localWriter{f: f, target: target}, nil
+}
+
+type localWriter struct {
+	f      *os.File // nil once finished
+	target string
+}
+
+func (w *localWriter) Write(b []byte) (int, error) {
+	if w.f == nil {
+		return 0, errFinished
+	}
+	return w.f.Write(b)
+}
+
+func (w *localWriter) Commit() (err error) {
+	if w.f == nil {
+		return errFinished
+	}
+	f := w.f
+	w.f = nil
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+			err = fmt.Errorf("blob: commit %s: %w", w.target, err)
+		}
+	}()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, w.target); err != nil {
+		return err
+	}
+	// Make the rename durable; failure here does not undo the commit.
+	if d, err := os.Open(filepath.Dir(w.target)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func (w *localWriter) Abort() error {
+	if w.f == nil {
+		return nil
+	}
+	f := w.f
+	w.f = nil
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob: abort %s: %w", w.target, err)
+	}
+	return nil
+}
+
+// Open implements Store.
+func (s *LocalStore) Open(ctx context.Context, p string) (io.ReadCloser, error) {
+	if err := checkPath(p); err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return openLocalFile(s.URL(p))
+}
+
+func openLocalFile(name string) (io.ReadCloser, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("blob: open: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob: open: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("blob: open %s: not a regular file", name)
+	}
+	return f, nil
+}
+
+// List implements Store.
+func (s *LocalStore) List(ctx context.Context, prefix string) ([]Object, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("blob: list %s: %w", s.root, err)
+	}
+	// Walk the deepest directory the prefix names in full.
+	start := s.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = s.URL(prefix[:i])
+	}
+	var out []Object
+	err := filepath.WalkDir(start, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// Missing start, or removed while walking.
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, name)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if !strings.HasPrefix(rel, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, Object{Path: path.Clean(rel), Size: fi.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blob: list %s: %w", s.URL(prefix), err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// Delete implements Store.
+func (s *LocalStore) Delete(ctx context.Context, p string) error {
+	if err := checkPath(p); err != nil {
+		return fmt.Errorf("blob: delete %s: %w", p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name := s.URL(p)
+	if fi, err := os.Lstat(name); err == nil && fi.IsDir() {
+		return fmt.Errorf("blob: delete %s: is a directory", name)
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob: delete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+// Package pipelines builds Fineo's Beam pipeline graphs from the transforms
+// and IO packages. Each builder is a plain function over a beam.Scope, so the
+// same graph runs on every runner (see package runners).
+//
+// Ingest (batch ingest, a bounded job):
+//
+//	files ──jsonlio.Read──▶ chunks ──stage1.FromChunks──▶ staged blocks ──archive.WriteStaged──▶ <archive>/staged/
+//	  │                                  │                                   │ (failed writes)
+//	  │ read failures                    │ customer errors                   ▼
+//	  └──────────────────────────────────┴──────────▶ error blocks ◀── archive.ToProcessingErrors
+//	                                                      │
+//	                                           archive.WriteErrors ──▶ <archive>/errors/{customer,processing}/
+package pipelines
+
+import (
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/jsonlio"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/stage1"
+)
+
+// IngestConfig configures the batch-ingest pipeline.
+type IngestConfig struct {
+	Files      []string         // input locations (blob.ExpandInput)
+	Tenants    []*schema.Tenant // schema snapshot
+	Archive    string           // archive root: a directory or s3://bucket/prefix
+	BareTenant string           // --tenant: lines are bare events of this tenant
+	Read       jsonlio.Options
+	Write      archive.WriteOptions
+}
+
+// Ingest adds the batch-ingest graph to s.
+func Ingest(s beam.Scope, cfg IngestConfig) {
+	s = s.Scope("Ingest")
+	chunks, readErrs := jsonlio.Read(s, cfg.Files, cfg.Read)
+	maxLine := cfg.Read.MaxLine
+	if maxLine <= 0 {
+		maxLine = jsonlio.DefaultMaxLine
+	}
+	staged, custErrs := stage1.FromChunks(s, stage1.Config{
+		Tenants:        cfg.Tenants,
+		MaxRecordBytes: maxLine,
+		BareTenant:     cfg.BareTenant,
+	}, chunks)
+	failed := archive.WriteStaged(s, cfg.Archive, cfg.Write, staged)
+	procErrs := archive.ToProcessingErrors(s, failed)
+	archive.WriteErrors(s, cfg.Archive, cfg.Write, beam.Flatten(s, readErrs, custErrs, procErrs))
+}

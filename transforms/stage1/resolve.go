@@ -1,0 +1,109 @@
+package stage1
+
+import (
+	"fmt"
+
+	"github.com/fineo-io/ingest/schema"
+)
+
+// registry is the compiled, read-only form of every tenant's current schema:
+// hash lookups from whatever name a device sends to the canonical field.
+type registry struct {
+	tenants map[string]*ctenant
+}
+
+type ctenant struct {
+	name          string
+	version       int
+	metricKeys    []string
+	timestampKeys []string
+	reserved      map[string]bool // metric and timestamp keys: not data fields
+	metrics       map[string]*cmetric
+}
+
+type cmetric struct {
+	name   string
+	fields map[string]fieldRef // device name (canonical, alias or conversion key) → field
+}
+
+type fieldRef struct {
+	name   string
+	typ    schema.FieldType
+	conv   *schema.Conversion // nil: value is taken as is
+	hidden bool
+}
+
+func compile(tenants []*schema.Tenant) (*registry, error) {
+	r := &registry{tenants: make(map[string]*ctenant, len(tenants))}
+	for _, t := range tenants {
+		ct, err := compileTenant(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.tenants[ct.name]; dup {
+			return nil, fmt.Errorf("stage1: tenant %q has two schemas", ct.name)
+		}
+		r.tenants[ct.name] = ct
+	}
+	return r, nil
+}
+
+func compileTenant(t *schema.Tenant) (*ctenant, error) {
+	ct := &ctenant{
+		name:          t.Tenant,
+		version:       t.Version,
+		metricKeys:    t.MetricKeysOrDefault(),
+		timestampKeys: t.TimestampKeysOrDefault(),
+		reserved:      map[string]bool{},
+		metrics:       map[string]*cmetric{},
+	}
+	for _, k := range ct.metricKeys {
+		ct.reserved[k] = true
+	}
+	for _, k := range ct.timestampKeys {
+		ct.reserved[k] = true
+	}
+	for i := range t.Metrics {
+		m := &t.Metrics[i]
+		cm := &cmetric{name: m.Name, fields: map[string]fieldRef{}}
+		for _, n := range append([]string{m.Name}, m.Aliases...) {
+			if _, dup := ct.metrics[n]; dup {
+				return nil, fmt.Errorf("stage1: tenant %q: metric name or alias %q is used twice", t.Tenant, n)
+			}
+			ct.metrics[n] = cm
+		}
+		for j := range m.Fields {
+			f := &m.Fields[j]
+			ref := fieldRef{name: f.Name, typ: f.Type, hidden: f.Hidden}
+			names := append([]string{f.Name}, f.Aliases...)
+			for k := range f.Conversions {
+				if k != f.Name && !contains(f.Aliases, k) {
+					names = append(names, k)
+				}
+			}
+			for _, n := range names {
+				r := ref
+				if c, ok := f.Conversions[n]; ok {
+					if c.Scale == 0 {
+						c.Scale = 1
+					}
+					r.conv = &c
+				}
+				if _, dup := cm.fields[n]; dup {
+					return nil, fmt.Errorf("stage1: tenant %q metric %q: field name or alias %q is used twice", t.Tenant, m.Name, n)
+				}
+				cm.fields[n] = r
+			}
+		}
+	}
+	return ct, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

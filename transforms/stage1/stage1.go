@@ -1,0 +1,456 @@
+// Package stage1 is Fineo's first stage: it turns raw device records into
+// staged events by late binding each tenant's schema.
+//
+// Per raw record (one Kinesis record or one line of a JSON Lines file):
+//
+//	envelope  {"tenant": T, "event": {...}} or {"tenant": T, "events": [...]}
+//	metric    the first of the tenant's metric keys, by canonical name or alias
+//	time      the first of the tenant's timestamp keys → UTC epoch milliseconds
+//	fields    by canonical name, alias or conversion key → cast → converted
+//	unknown   everything else, kept as raw JSON text under the device's name
+//	id        deterministic from tenant, metric, time and canonical content
+//
+// Every event ends as exactly one staged event or one classified customer
+// error (records.Error); nothing panics and nothing is dropped. The
+// Processor is plain Go so that Beam DoFns call it for a whole batch of
+// records per element (see beam.go).
+package stage1
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+
+	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/schema"
+)
+
+// Limits on raw input.
+const (
+	KinesisRecordLimit = 1 << 20  // one Kinesis record: 1 MiB
+	FileLineLimit      = 10 << 20 // one line of a batch-ingest file: 10 MiB
+	DefaultMaxDepth    = 32       // nesting inside one event
+	// RawKeep is how much of an oversized record an error record keeps.
+	RawKeep = 64 << 10
+)
+
+// StageName names stage 1 in error records.
+const StageName = "stage1"
+
+// idNamespace seeds event ids (UUID v5 over the canonical content).
+var idNamespace = uuid.MustParse("6f1c9a52-3c1e-4d0b-9a5e-0f1e7e0a1b2c")
+
+// Options configure a Processor. The zero value means sensible defaults.
+type Options struct {
+	// MaxRecordBytes is the largest raw record accepted (default KinesisRecordLimit).
+	MaxRecordBytes int
+	// MaxDepth is the deepest nesting accepted inside one event (default 32).
+	MaxDepth int
+	// BareTenant, when set, makes every record a bare event of this tenant
+	// (no envelope); a "tenant" key inside it is ordinary data.
+	BareTenant string
+	// Now returns the ingest time (default time.Now).
+	Now func() time.Time
+}
+
+// Output receives what a Processor makes of a record.
+type Output interface {
+	Staged(ev *records.Event)
+	Error(e *records.Error)
+}
+
+// Stats counts what a Processor did; the Beam layer turns them into counters.
+type Stats struct {
+	Records     int64 // raw records seen
+	Events      int64 // events seen (a record that cannot be split counts 1)
+	Staged      int64
+	Errors      int64 // customer errors, in events
+	Uncastable  int64 // values kept in unknown_fields because they did not cast
+	WithUnknown int64 // staged events carrying at least one unknown field
+}
+
+// Processor applies stage 1 to raw records. It is safe for use by one
+// goroutine at a time.
+type Processor struct {
+	reg   *registry
+	opts  Options
+	Stats Stats
+	buf   []byte // scratch for ids
+	keys  []string
+	from  map[string]string
+}
+
+// NewProcessor compiles the tenants' current schemas.
+func NewProcessor(tenants []*schema.Tenant, opts Options) (*Processor, error) {
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = KinesisRecordLimit
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	reg, err := compile(tenants)
+	if err != nil {
+		return nil, err
+	}
+	return &Processor{reg: reg, opts: opts, from: map[string]string{}}, nil
+}
+
+type envelope struct {
+	Tenant json.RawMessage `json:"tenant"`
+	Event  json.RawMessage `json:"event"`
+	Events json.RawMessage `json:"events"`
+}
+
+// Process applies stage 1 to one raw record.
+func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
+	p.Stats.Records++
+	now := p.opts.Now().UTC()
+	fail := func(k records.Kind, tenant string, raw []byte, src records.Lineage, format string, args ...any) {
+		p.Stats.Events++
+		p.Stats.Errors++
+		out.Error(newError(k, tenant, raw, src, now, fmt.Sprintf(format, args...)))
+	}
+	if len(raw) > p.opts.MaxRecordBytes {
+		fail(records.TooLarge, "", raw, src, "record is %d bytes, over the limit of %d", len(raw), p.opts.MaxRecordBytes)
+		return
+	}
+	envDepth := 2 // envelope object + events array
+	if p.opts.BareTenant != "" {
+		envDepth = 0
+	}
+	if d := depth(raw, p.opts.MaxDepth+envDepth); d > p.opts.MaxDepth+envDepth {
+		fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
+		return
+	}
+	if p.opts.BareTenant != "" {
+		t := p.reg.tenants[p.opts.BareTenant]
+		if t == nil {
+			fail(records.UnknownTenant, p.opts.BareTenant, raw, src, "no schema is registered for tenant %q", p.opts.BareTenant)
+			return
+		}
+		p.event(t, raw, src, now, out, records.BadEnvelope)
+		return
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && json.Valid(raw) {
+			fail(records.BadEnvelope, "", raw, src, "record is a JSON %s, not an envelope object {\"tenant\":..., \"event\"|\"events\":...}", jsonKind(raw))
+			return
+		}
+		fail(records.MalformedJSON, "", raw, src, "malformed JSON: %s", shortErr(err))
+		return
+	}
+	tenant, err := tenantOf(env.Tenant)
+	if err != nil {
+		fail(records.MissingTenant, "", raw, src, "%v", err)
+		return
+	}
+	t := p.reg.tenants[tenant]
+	if t == nil {
+		fail(records.UnknownTenant, tenant, raw, src, "no schema is registered for tenant %q", tenant)
+		return
+	}
+	hasEvent, hasEvents := present(env.Event), present(env.Events)
+	switch {
+	case hasEvent && hasEvents:
+		fail(records.BadEnvelope, tenant, raw, src, "envelope has both \"event\" and \"events\"")
+	case hasEvent:
+		p.event(t, env.Event, src, now, out, records.BadEnvelope)
+	case hasEvents:
+		p.events(t, env.Events, raw, src, now, out)
+	default:
+		fail(records.BadEnvelope, tenant, raw, src, "envelope has neither \"event\" nor \"events\"")
+	}
+}
+
+func (p *Processor) events(t *ctenant, arr, raw []byte, src records.Lineage, now time.Time, out Output) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(arr, &items); err != nil || len(items) == 0 {
+		p.Stats.Events++
+		p.Stats.Errors++
+		msg := "\"events\" is not an array"
+		if err == nil {
+			msg = "\"events\" is an empty array"
+		}
+		out.Error(newError(records.BadEnvelope, t.name, raw, src, now, msg))
+		return
+	}
+	for i, item := range items {
+		s := src
+		s.Index = i
+		p.event(t, item, s, now, out, records.BadEvent)
+	}
+}
+
+// event resolves one event object. notObject is the kind used when the
+// event is not a JSON object.
+func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.Time, out Output, notObject records.Kind) {
+	p.Stats.Events++
+	fail := func(k records.Kind, format string, args ...any) {
+		p.Stats.Errors++
+		out.Error(newError(k, t.name, raw, src, now, fmt.Sprintf(format, args...)))
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		fail(notObject, "event is a JSON %s, not an object", jsonKind(raw))
+		return
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		fail(records.MalformedJSON, "malformed event: %s", shortErr(err))
+		return
+	}
+	metricKey, metricRaw := firstKey(obj, t.metricKeys)
+	if metricKey == "" {
+		fail(records.MissingMetric, "event has none of the metric keys %q", t.metricKeys)
+		return
+	}
+	alias, ok := stringValue(metricRaw)
+	if !ok {
+		fail(records.UnknownMetric, "metric key %q holds %s, not a metric name", metricKey, metricRaw)
+		return
+	}
+	m := t.metrics[alias]
+	if m == nil {
+		fail(records.UnknownMetric, "metric %q is not a metric or alias of tenant %q", alias, t.name)
+		return
+	}
+	tsKey, tsRaw := firstKey(obj, t.timestampKeys)
+	if tsKey == "" {
+		fail(records.MissingTimestamp, "event has none of the timestamp keys %q", t.timestampKeys)
+		return
+	}
+	ts, err := parseTimestamp(tsRaw)
+	if err != nil {
+		fail(records.BadTimestamp, "timestamp %q = %s: %v", tsKey, clip(tsRaw, 64), err)
+		return
+	}
+	ev := &records.Event{
+		Tenant:        t.name,
+		Metric:        m.name,
+		MetricAlias:   alias,
+		Timestamp:     ts,
+		Fields:        make(map[string]any, len(obj)),
+		SchemaVersion: t.version,
+		IngestTime:    now.UnixMilli(),
+		Source:        src,
+	}
+	from := p.from // canonical name → device name that set it
+	clear(from)
+	for name, v := range obj {
+		if name == metricKey || name == tsKey {
+			continue
+		}
+		f, known := m.fields[name]
+		if !known || f.hidden {
+			ev.AddUnknown(name, v)
+			continue
+		}
+		val, ok := castValue(v, f)
+		if !ok {
+			p.Stats.Uncastable++
+			ev.AddUnknown(name, v)
+			continue
+		}
+		if prev, dup := from[f.name]; dup {
+			// Two device names for one field: the smaller name wins, so the
+			// outcome does not depend on map order; the other is kept unknown.
+			if name > prev {
+				ev.AddUnknown(name, v)
+				continue
+			}
+			ev.AddUnknown(prev, obj[prev])
+		}
+		from[f.name] = name
+		ev.Fields[f.name] = val
+	}
+	if len(ev.Unknown) > 0 {
+		p.Stats.WithUnknown++
+	}
+	ev.ID = p.eventID(ev)
+	p.Stats.Staged++
+	out.Staged(ev)
+}
+
+// eventID hashes tenant, metric, time and canonical content: an exact
+// re-delivery gets the same id, two different events never share one.
+func (p *Processor) eventID(ev *records.Event) string {
+	b := p.buf[:0]
+	b = append(b, ev.Tenant...)
+	b = append(b, 0)
+	b = append(b, ev.Metric...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, ev.Timestamp, 10)
+	keys := p.keys[:0]
+	for k := range ev.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = append(b, 0, 'f')
+		b = append(b, k...)
+		b = append(b, 0)
+		b = appendValue(b, ev.Fields[k])
+	}
+	keys = keys[:0]
+	for k := range ev.Unknown {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = append(b, 0, 'u')
+		b = append(b, k...)
+		b = append(b, 0)
+		b = append(b, ev.Unknown[k]...)
+	}
+	p.buf, p.keys = b, keys
+	return uuid.NewSHA1(idNamespace, b).String()
+}
+
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 'n')
+	case bool:
+		return strconv.AppendBool(append(b, 'b'), x)
+	case int64:
+		return strconv.AppendInt(append(b, 'l'), x, 10)
+	case float64:
+		return strconv.AppendUint(append(b, 'd'), math.Float64bits(x), 16)
+	case string:
+		return append(append(b, 's'), x...)
+	case []byte:
+		return append(append(b, 'y'), x...)
+	}
+	return append(b, '?')
+}
+
+func tenantOf(raw json.RawMessage) (string, error) {
+	if !present(raw) {
+		return "", errors.New("envelope has no \"tenant\"")
+	}
+	s, ok := stringValue(raw)
+	if !ok {
+		return "", fmt.Errorf("envelope \"tenant\" is %s, not a string", clip(raw, 64))
+	}
+	if s == "" {
+		return "", errors.New("envelope \"tenant\" is empty")
+	}
+	return s, nil
+}
+
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+func firstKey(obj map[string]json.RawMessage, keys []string) (string, json.RawMessage) {
+	for _, k := range keys {
+		if v, ok := obj[k]; ok && present(v) {
+			return k, v
+		}
+	}
+	return "", nil
+}
+
+func stringValue(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// depth returns the deepest nesting of objects and arrays in raw, stopping
+// early once it exceeds limit.
+func depth(raw []byte, limit int) int {
+	d, maxD := 0, 0
+	inStr, esc := false, false
+	for _, c := range raw {
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			d++
+			if d > maxD {
+				maxD = d
+				if maxD > limit {
+					return maxD
+				}
+			}
+		case '}', ']':
+			d--
+		}
+	}
+	return maxD
+}
+
+func jsonKind(raw []byte) string {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[':
+			return "array"
+		case '{':
+			return "object"
+		case '"':
+			return "string"
+		case 't', 'f':
+			return "boolean"
+		case 'n':
+			return "null"
+		}
+		return "number"
+	}
+	return "empty value"
+}
+
+func shortErr(err error) string { return clip([]byte(err.Error()), 200) }
+
+func clip(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
+
+func newError(k records.Kind, tenant string, raw []byte, src records.Lineage, now time.Time, msg string) *records.Error {
+	keep := raw
+	if len(keep) > RawKeep && k == records.TooLarge {
+		keep = keep[:RawKeep]
+	}
+	return &records.Error{
+		Kind:    k,
+		Tenant:  tenant,
+		Stage:   StageName,
+		Message: msg,
+		Raw:     append([]byte(nil), keep...),
+		RawSize: len(raw),
+		Source:  src,
+		Time:    now,
+		Events:  1,
+	}
+}
