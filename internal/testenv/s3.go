@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -29,7 +30,22 @@ import (
 func S3(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("AWS_ENDPOINT_URL_S3") == "" {
-		srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+		return S3Faulty(t, nil)
+	}
+	return newBucket(t)
+}
+
+// S3Faulty is S3 with an in-process gofakes3 server whose handler is
+// wrapped by wrap (nil: none), so a test can inject faults that no stand-in
+// makes (errors, throttling) on chosen requests, over real HTTP.
+func S3Faulty(t testing.TB, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	{
+		var h http.Handler = gofakes3.New(s3mem.New()).Server()
+		if wrap != nil {
+			h = wrap(h)
+		}
+		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL) // http://127.0.0.1:PORT
 		t.Setenv("AWS_ACCESS_KEY_ID", "testenv-dummy-key")
@@ -39,6 +55,10 @@ func S3(t testing.TB) string {
 		t.Setenv("AWS_PROFILE", "")
 		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	}
+	return newBucket(t)
+}
+
+func newBucket(t testing.TB) string {
 	client := S3Client(t)
 	bucket := "testenv-" + randHex(t, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
