@@ -78,6 +78,10 @@ func runIngest(ctx context.Context, f ingestFlags, out io.Writer) (metrics.Summa
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
+	if runners.Name(runners.Bounded) == "dot" {
+		fmt.Fprintln(out, "pipeline graph written (--runner=dot); nothing was run")
+		return metrics.Summary{}, nil
+	}
 	sum := metrics.FromResult(pr)
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "done in %s (%.0f events/s)\n", elapsed.Round(time.Millisecond), float64(sum[metrics.EventsIn])/elapsed.Seconds())

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -38,8 +39,15 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// atExit holds what must run before the process exits (profiles).
+var atExit []func()
+
 func main() {
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	for _, f := range atExit {
+		f()
+	}
+	os.Exit(code)
 }
 
 func run(args []string) int {
@@ -99,20 +107,39 @@ func isWorker(args []string) bool {
 // parseBeamFlags parses a command's flags together with Beam's own, which
 // live on the global flag set, and initialises Beam.
 func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) error {
+	own := flag.NewFlagSet("fineo "+name, flag.ContinueOnError)
+	define(own)
+	logLevel := own.String("log-level", "warn", "log level of the runner's and Fineo's logs: debug|info|warn|error")
+	cpuProfile := own.String("cpuprofile", "", "write a CPU profile (pprof) of the job to this file")
 	fs := flag.CommandLine
 	fs.Init("fineo "+name, flag.ContinueOnError)
-	define(fs)
-	logLevel := fs.String("log-level", "warn", "log level for the runner's and Fineo's logs: debug|info|warn|error")
+	own.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of fineo %s:\n", name)
+		own.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nBeam runner flags are accepted too: --runner (direct|prism|universal|flink|spark|dataflow),\n"+
+			"--endpoint, --environment_type, --environment_config, --worker_binary, ... (see README, Runners).\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
 	}
 	beamlog.LogLevel = strings.ToLower(*logLevel) // beam.Init sets up slog with it
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		atExit = append(atExit, func() { pprof.StopCPUProfile(); f.Close() })
 	}
 	beam.Init()
 	return nil
