@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -417,6 +419,51 @@ func TestIngestReadFailure(t *testing.T) {
 	c := readArchive(t, out)
 	if len(c.errs) != 1 || c.errs[0].Kind != "read_failed" || c.errs[0].Source.File != bad || !strings.Contains(c.errs[0].Message, bad) {
 		t.Errorf("errors = %+v", c.errs)
+	}
+}
+
+// TestREADMEQueryDuckDB runs the README's SQL over the error archive of the
+// sample with DuckDB, an independent reader, and checks it against the
+// generator's ground truth.
+func TestREADMEQueryDuckDB(t *testing.T) {
+	exp := loadExpected(t)
+	out := t.TempDir()
+	files, err := blob.ExpandInput(context.Background(), filepath.Join(sample, "raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runIngest(t, "direct", pipelines.IngestConfig{Files: files, Tenants: loadTenants(t), Archive: out})
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The query as the README prints it, pointed at this test's archive.
+	const from = "SELECT class, kind, tenant, count(*) AS events"
+	i := strings.Index(string(readme), from)
+	j := strings.Index(string(readme)[i:], ";")
+	if i < 0 || j < 0 {
+		t.Fatal("README has no DuckDB query over the error archive")
+	}
+	sql := strings.ReplaceAll(string(readme)[i:i+j], "fineo-demo/archive", out)
+	rows := testenv.DuckDB(t, sql)
+	byKind := map[string]int{}
+	for _, r := range rows {
+		if r["class"] != "customer" {
+			t.Errorf("row %v: class", r)
+		}
+		n, err := strconv.Atoi(fmt.Sprint(r["events"]))
+		if err != nil {
+			t.Fatalf("row %v: %v", r, err)
+		}
+		byKind[fmt.Sprint(r["kind"])] += n
+	}
+	for k, n := range exp.Errors {
+		if byKind[k] != n {
+			t.Errorf("DuckDB counts %d %s errors, want %d", byKind[k], k, n)
+		}
+	}
+	if len(byKind) != len(exp.Errors) {
+		t.Errorf("DuckDB kinds %v, want %v", byKind, exp.Errors)
 	}
 }
 
