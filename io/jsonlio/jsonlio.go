@@ -145,9 +145,13 @@ func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chu
 			var frag []byte
 			frag, err = br.ReadSlice('\n')
 			size += int64(len(frag))
+			content := size // the line without its newline
+			if err == nil {
+				content--
+			}
 			switch {
 			case over:
-			case size > int64(opts.MaxLine)+1:
+			case content > int64(opts.MaxLine):
 				over = true
 				prefix = append([]byte(nil), c.Data[start:]...)
 				if len(prefix) < keepPrefix {

@@ -22,8 +22,10 @@ type ctenant struct {
 }
 
 type cmetric struct {
-	name   string
-	fields map[string]fieldRef // device name (canonical, alias or conversion key) → field
+	name    string
+	fields  map[string]fieldRef // device name (canonical, alias or conversion key) → field
+	columns []schema.Field      // visible fields in declaration order: the lake's data columns
+	column  map[string]int      // canonical name → index in columns
 }
 
 type fieldRef struct {
@@ -65,7 +67,7 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 	}
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
-		cm := &cmetric{name: m.Name, fields: map[string]fieldRef{}}
+		cm := &cmetric{name: m.Name, fields: map[string]fieldRef{}, column: map[string]int{}}
 		for _, n := range append([]string{m.Name}, m.Aliases...) {
 			if _, dup := ct.metrics[n]; dup {
 				return nil, fmt.Errorf("stage1: tenant %q: metric name or alias %q is used twice", t.Tenant, n)
@@ -75,6 +77,10 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 		for j := range m.Fields {
 			f := &m.Fields[j]
 			ref := fieldRef{name: f.Name, typ: f.Type, hidden: f.Hidden}
+			if !f.Hidden {
+				cm.column[f.Name] = len(cm.columns)
+				cm.columns = append(cm.columns, schema.Field{Name: f.Name, Type: f.Type})
+			}
 			names := append([]string{f.Name}, f.Aliases...)
 			for k := range f.Conversions {
 				if k != f.Name && !contains(f.Aliases, k) {

@@ -165,6 +165,12 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 	case hasEvent && hasEvents:
 		fail(records.BadEnvelope, tenant, raw, src, "envelope has both \"event\" and \"events\"")
 	case hasEvent:
+		// The pre-check above allows for an events array; a single event
+		// sits one level higher, so check its own nesting.
+		if d := depth(env.Event, p.opts.MaxDepth); d > p.opts.MaxDepth {
+			fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
+			return
+		}
 		p.event(t, env.Event, src, now, out, records.BadEnvelope)
 	case hasEvents:
 		p.events(t, env.Events, raw, src, now, out)
@@ -200,7 +206,11 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		p.Stats.Errors++
 		out.Error(newError(k, t.name, raw, src, now, fmt.Sprintf(format, args...)))
 	}
-	if len(raw) == 0 || raw[0] != '{' {
+	if jsonKind(raw) != "object" {
+		if !json.Valid(raw) { // only a bare record can be invalid here
+			fail(records.MalformedJSON, "malformed JSON: not a JSON value")
+			return
+		}
 		fail(notObject, "event is a JSON %s, not an object", jsonKind(raw))
 		return
 	}

@@ -157,14 +157,14 @@ func castValue(raw []byte, f fieldRef) (any, bool) {
 			v = v*f.conv.Scale + f.conv.Offset
 			v = math.Round(v)
 		}
-		if v != math.Trunc(v) || math.Abs(v) > 1<<63-1024 {
-			return nil, false
-		}
 		if f.conv == nil && raw[0] != '"' {
-			// Exact for integers beyond 2^53.
+			// Exact for integers beyond 2^53 (up to the int64 limits).
 			if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 				return i, true
 			}
+		}
+		if v != math.Trunc(v) || math.Abs(v) > 1<<63-1024 {
+			return nil, false
 		}
 		return int64(v), true
 	case schema.Double:

@@ -1,0 +1,234 @@
+package stage1
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/schema"
+)
+
+// Binder re-resolves staged events against the tenants' CURRENT schemas:
+// late binding at read time. A staged event keeps the canonical names of
+// the schema version it was ingested with, and everything that version did
+// not type as raw JSON in Unknown; after a schema change (a new field, a
+// new alias, a retype, a rename, a hidden field) the Binder puts every
+// value where the current schema says it belongs. `fineo batch` uses it to
+// write typed lake columns.
+type Binder struct {
+	reg *registry
+}
+
+// BindObserver hears what binding could not type.
+type BindObserver interface {
+	// Unknown is called for a field the current schema does not know.
+	Unknown(tenant, metric, name, raw string, tsMillis int64)
+	// FailedCast is called for a known field whose value did not cast.
+	FailedCast(tenant, metric, field, declared, raw string, tsMillis int64)
+}
+
+// NewBinder compiles the current schemas.
+func NewBinder(tenants []*schema.Tenant) (*Binder, error) {
+	reg, err := compile(tenants)
+	if err != nil {
+		return nil, err
+	}
+	return &Binder{reg: reg}, nil
+}
+
+// Table says which canonical metric an event's metric (a name or alias in
+// the current schema) is, and returns that metric's visible fields in
+// declaration order: the lake's data columns.
+func (b *Binder) Table(tenant, metric string) (canonical string, columns []schema.Field, ok bool) {
+	t := b.reg.tenants[tenant]
+	if t == nil {
+		return "", nil, false
+	}
+	m := t.metrics[metric]
+	if m == nil {
+		return "", nil, false
+	}
+	return m.name, m.columns, true
+}
+
+// Version returns the tenant's current schema version.
+func (b *Binder) Version(tenant string) int {
+	if t := b.reg.tenants[tenant]; t != nil {
+		return t.version
+	}
+	return 0
+}
+
+// Bind returns the event's values aligned with Table's columns (nil: null)
+// and the fields that stay untyped, as a JSON object text ("" when none).
+// Hidden fields are left out of both (the staged archive keeps them).
+// ok is false when the tenant or metric is not in the current schemas.
+func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknownJSON string, ok bool) {
+	t := b.reg.tenants[ev.Tenant]
+	if t == nil {
+		return nil, "", false
+	}
+	m := t.metrics[ev.Metric]
+	if m == nil {
+		return nil, "", false
+	}
+	values = make([]any, len(m.columns))
+	set := make([]bool, len(m.columns))
+	var unknown map[string]string
+	keep := func(name, raw string) {
+		if unknown == nil {
+			unknown = map[string]string{}
+		}
+		unknown[name] = raw
+	}
+	// Typed values first, by their ingest-time canonical name.
+	for name, v := range ev.Fields {
+		f, known := m.fields[name]
+		if known && f.hidden {
+			continue
+		}
+		if !known {
+			raw := valueJSON(v)
+			keep(name, raw)
+			if obs != nil {
+				obs.Unknown(t.name, m.name, name, raw, ev.Timestamp)
+			}
+			continue
+		}
+		i := m.column[f.name]
+		if set[i] {
+			continue
+		}
+		if v == nil {
+			set[i] = true
+			continue
+		}
+		cv, ok := retype(v, f.typ)
+		if !ok {
+			raw := valueJSON(v)
+			keep(name, raw)
+			if obs != nil {
+				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ev.Timestamp)
+			}
+			continue
+		}
+		values[i], set[i] = cv, true
+	}
+	// Then what ingest could not type, in name order so the outcome is
+	// deterministic when two names map to one field.
+	names := make([]string, 0, len(ev.Unknown))
+	for name := range ev.Unknown {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		raw := ev.Unknown[name]
+		f, known := m.fields[name]
+		if known && f.hidden {
+			continue
+		}
+		if !known {
+			keep(name, raw)
+			if obs != nil {
+				obs.Unknown(t.name, m.name, name, raw, ev.Timestamp)
+			}
+			continue
+		}
+		i := m.column[f.name]
+		v, ok := castValue([]byte(raw), f)
+		if !ok || set[i] {
+			keep(name, raw)
+			if !ok && obs != nil {
+				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ev.Timestamp)
+			}
+			continue
+		}
+		values[i], set[i] = v, true
+	}
+	return values, objectJSON(unknown), true
+}
+
+// retype converts a typed value to another declared type (after a retype
+// in the schema). Same-type values pass through.
+func retype(v any, typ schema.FieldType) (any, bool) {
+	switch x := v.(type) {
+	case bool:
+		if typ == schema.Boolean {
+			return x, true
+		}
+	case int64:
+		switch typ {
+		case schema.Long, schema.Timestamp:
+			return x, true
+		case schema.Double:
+			return float64(x), true
+		}
+	case float64:
+		switch typ {
+		case schema.Double:
+			return x, true
+		case schema.Long:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<62 {
+				return int64(x), true
+			}
+			return nil, false
+		}
+	case string:
+		if typ == schema.String {
+			return x, true
+		}
+	case []byte:
+		if typ == schema.Bytes {
+			return x, true
+		}
+	}
+	return castValue([]byte(valueJSON(v)), fieldRef{typ: typ})
+}
+
+// valueJSON renders a typed value as JSON text (bytes as base64 strings).
+func valueJSON(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case string:
+		b, _ := json.Marshal(x)
+		return string(b)
+	case []byte:
+		return strconv.Quote(base64.StdEncoding.EncodeToString(x))
+	}
+	return strconv.Quote(fmt.Sprint(v))
+}
+
+// objectJSON renders name → raw JSON text as one JSON object, keys sorted.
+func objectJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	return string(append(b, '}'))
+}

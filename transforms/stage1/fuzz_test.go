@@ -1,0 +1,74 @@
+package stage1
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/fineo-io/ingest/records"
+)
+
+var fuzzMaxMillis = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+
+// FuzzProcess feeds arbitrary records to Process, as envelopes and as bare
+// records, and checks that every event has exactly one outcome.
+func FuzzProcess(f *testing.F) {
+	for _, s := range []string{
+		`{"tenant":"harbor","event":{"metrictype":"weather","ts":1262304000,"temp_c":1,"old":2,"x":{"y":[1]}}}`,
+		`{"tenant":"harbor","events":[{"metrictype":"wx","timestamp":"2010-01-01T00:00:00+01:00","temp_f":212},5,{"metrictype":"weather"}]}`,
+		`{"tenant":"acme","events":[{"type":"rd","time":1262304000123456,"v":"1.5"}]}`,
+		`{"metrictype":"weather","ts":1262304000,"tenant":"acme","count_k":"2.5","blob":"aGk="}`,
+		`{"tenant":"harbor","event":{"metrictype":"weather","ts":1e23}}`,
+		`{"tenant":"harbor","event":[]}`,
+		`{"tenant":null}`,
+		`[{"tenant":"harbor"}]`,
+		`{"tenant":"harbor","event":` + nest(33) + `}`,
+		`{"tenant":"harbor"`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	procs := map[string]*Processor{}
+	for _, bare := range []string{"", "harbor"} {
+		procs[bare] = newProc(f, Options{MaxRecordBytes: 4096, BareTenant: bare})
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for bare, p := range procs {
+			before := p.Stats
+			c := &collector{}
+			p.Process(raw, records.Lineage{File: "fuzz", Line: 1}, c)
+			d := Stats{
+				Records: p.Stats.Records - before.Records,
+				Events:  p.Stats.Events - before.Events,
+				Staged:  p.Stats.Staged - before.Staged,
+				Errors:  p.Stats.Errors - before.Errors,
+			}
+			if d.Records != 1 || d.Events < 1 || d.Events != d.Staged+d.Errors {
+				t.Fatalf("bare=%q: stats delta %+v", bare, d)
+			}
+			checkConservation(t, d, c)
+			want := bare
+			if bare == "" {
+				var env struct {
+					Tenant string `json:"tenant"`
+				}
+				if len(c.staged) > 0 {
+					if err := json.Unmarshal(raw, &env); err != nil {
+						t.Fatalf("staged events from a record encoding/json rejects: %v", err)
+					}
+				}
+				want = env.Tenant
+			}
+			for _, ev := range c.staged {
+				if ev.ID == "" || ev.Tenant != want || ev.Timestamp <= 0 || ev.Timestamp >= fuzzMaxMillis {
+					t.Fatalf("bare=%q: bad staged event %+v (want tenant %q)", bare, ev, want)
+				}
+			}
+			for _, e := range c.errs {
+				if e.Kind == records.Other || e.Kind.Class() != records.Customer || e.Stage != StageName || e.Message == "" || e.Events != 1 {
+					t.Fatalf("bare=%q: bad error record %+v", bare, e)
+				}
+			}
+		}
+	})
+}
