@@ -17,7 +17,6 @@ type ctenant struct {
 	version       int
 	metricKeys    []string
 	timestampKeys []string
-	reserved      map[string]bool // metric and timestamp keys: not data fields
 	metrics       map[string]*cmetric
 }
 
@@ -56,14 +55,7 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 		version:       t.Version,
 		metricKeys:    t.MetricKeysOrDefault(),
 		timestampKeys: t.TimestampKeysOrDefault(),
-		reserved:      map[string]bool{},
 		metrics:       map[string]*cmetric{},
-	}
-	for _, k := range ct.metricKeys {
-		ct.reserved[k] = true
-	}
-	for _, k := range ct.timestampKeys {
-		ct.reserved[k] = true
 	}
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
