@@ -63,6 +63,17 @@ func (s Summary) Conserved() bool {
 
 // Print writes the counters, sorted, and the conservation check.
 func (s Summary) Print(w io.Writer) {
+	s.PrintCounters(w)
+	verdict := "ok"
+	if !s.Conserved() {
+		verdict = "MISMATCH"
+	}
+	fmt.Fprintf(w, "  conservation: events_in %d = staged %d + customer errors %d + processing errors %d: %s\n",
+		s[EventsIn], s[StagedWritten], s[CustomerWritten], s[ProcessingWritten], verdict)
+}
+
+// PrintCounters writes the counters, sorted.
+func (s Summary) PrintCounters(w io.Writer) {
 	names := make([]string, 0, len(s))
 	for n := range s {
 		names = append(names, n)
@@ -71,10 +82,4 @@ func (s Summary) Print(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-28s %12d\n", n, s[n])
 	}
-	verdict := "ok"
-	if !s.Conserved() {
-		verdict = "MISMATCH"
-	}
-	fmt.Fprintf(w, "  conservation: events_in %d = staged %d + customer errors %d + processing errors %d: %s\n",
-		s[EventsIn], s[StagedWritten], s[CustomerWritten], s[ProcessingWritten], verdict)
 }

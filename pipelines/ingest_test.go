@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	beamrunners "github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 
 	"github.com/fineo-io/ingest/internal/testenv"
@@ -30,6 +31,7 @@ import (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	beamlog.LogLevel = "warn" // the direct runner logs the whole plan at info
 	beam.Init()
 	os.Exit(m.Run())
 }

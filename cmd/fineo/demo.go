@@ -26,8 +26,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("sample data not found at %s (run the demo from the repository root, or pass --sample): %v", sample, err)
 	}
 	archiveDir := filepath.Join(out, "archive")
-	if err := os.RemoveAll(archiveDir); err != nil {
-		return err
+	lakeDir := filepath.Join(out, "lake")
+	backupDir := filepath.Join(out, "backup")
+	for _, d := range []string{archiveDir, lakeDir, backupDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("Fineo demo: batch ingest of %s into %s (no AWS needed)\n\n", sample, archiveDir)
 	_, err = runIngest(ctx, ingestFlags{
@@ -38,7 +42,63 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return describeArchive(ctx, os.Stdout, archiveDir)
+	if err := describeArchive(ctx, os.Stdout, archiveDir); err != nil {
+		return err
+	}
+	fmt.Printf("\nFineo demo: batch from the staged archive into the Parquet lake %s\n\n", lakeDir)
+	if _, err := runBatch(ctx, batchFlags{
+		archive: archiveDir, lake: lakeDir, backup: backupDir,
+		schemas: filepath.Join(sample, "schemas"), compression: "zstd", quiet: true,
+	}, os.Stdout); err != nil {
+		return err
+	}
+	return describeLake(ctx, os.Stdout, lakeDir)
+}
+
+// describeLake prints the lake's tables and the SQL to try.
+func describeLake(ctx context.Context, w io.Writer, root string) error {
+	st, err := blob.Open(ctx, root)
+	if err != nil {
+		return err
+	}
+	objs, err := st.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	type agg struct{ files, days int }
+	tables := map[string]*agg{}
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Path, ".parquet") {
+			continue
+		}
+		parts := strings.Split(o.Path, "/") // tenant=/metric=/date=/part
+		if len(parts) != 4 {
+			continue
+		}
+		k := parts[0] + "/" + parts[1]
+		if tables[k] == nil {
+			tables[k] = &agg{}
+		}
+		tables[k].files++
+		if strings.HasSuffix(o.Path, "part-00000.parquet") {
+			tables[k].days++
+		}
+	}
+	keys := make([]string, 0, len(tables))
+	for k := range tables {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "\nLake tables under %s (Hive layout tenant=/metric=/date=):\n", root)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-40s %4d day partition(s)\n", k, tables[k].days)
+	}
+	fmt.Fprintf(w, `
+Try it with DuckDB (typed columns, one table per tenant and metric):
+  duckdb -c "SELECT tenant, metric, date, count(*) AS events FROM read_parquet('%[1]s/*/*/*/*.parquet', hive_partitioning = true, union_by_name = true) GROUP BY ALL ORDER BY date DESC LIMIT 10"
+  duckdb -c "SELECT date, avg(temperature) FROM read_parquet('%[1]s/tenant=harbor/metric=weather/*/*.parquet', hive_partitioning = true) GROUP BY date ORDER BY date LIMIT 5"
+`, root)
+	return nil
 }
 
 // describeArchive prints what an ingest wrote and where to look next.

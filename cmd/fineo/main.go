@@ -23,12 +23,16 @@ const usage = `fineo — IoT events from ingest to SQL with no hand-built ETL.
 
 Usage:
   fineo ingest --input PATH|GLOB|s3://... --schemas DIR --archive DIR|s3://... [--tenant T]
+  fineo batch  --archive DIR|s3://... --lake DIR|s3://... --schemas DIR [--date D|yesterday | --from D --to D] [--backup DIR|s3://...]
+  fineo restore --backup DIR|s3://... --table NAME [--create-table]
+  fineo table create --table NAME
   fineo demo   [--out ./fineo-demo] [--sample testdata/sample]
   fineo schema list|show|history|apply FILE --schemas DIR
+  fineo schema suggest --report FILE --schemas DIR [--out DIR]
   fineo help
 
 Beam's runner flags (--runner, --endpoint, --environment_type, ...) apply to
-ingest and demo. Run "fineo COMMAND --help" for a command's flags.
+ingest, batch and demo. Run "fineo COMMAND --help" for a command's flags.
 `
 
 // exitError carries a process exit code with its one-line reason.
@@ -72,8 +76,18 @@ func run(args []string) int {
 		err = cmdIngest(ctx, rest)
 	case "demo":
 		err = cmdDemo(ctx, rest)
+	case "batch":
+		err = cmdBatch(ctx, rest)
+	case "restore":
+		err = cmdRestore(ctx, rest)
+	case "table":
+		err = cmdTable(ctx, rest)
 	case "schema":
-		err = cmdSchema(ctx, rest)
+		if len(rest) > 0 && rest[0] == "suggest" {
+			err = cmdSchemaSuggest(ctx, rest[1:])
+		} else {
+			err = cmdSchema(ctx, rest)
+		}
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

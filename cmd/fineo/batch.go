@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/pipelines"
+	"github.com/fineo-io/ingest/runners"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/schemachange"
+)
+
+type batchFlags struct {
+	archive, lake, schemas, backup string
+	from, to, date                 string
+	compression                    string
+	quiet                          bool
+}
+
+func cmdBatch(ctx context.Context, args []string) error {
+	var f batchFlags
+	err := parseBeamFlags("batch", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&f.archive, "archive", "", "archive root to read staged events from (and write processing errors to): a directory or s3://bucket/prefix")
+		fs.StringVar(&f.lake, "lake", "", "lake root for the Parquet tables: a directory or s3://bucket/prefix")
+		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory of tenant schema files (env FINEO_SCHEMAS)")
+		fs.StringVar(&f.backup, "backup", "", "also write fast-restore backup files (nearline table layout) here")
+		fs.StringVar(&f.from, "from", "", "first event date to process, YYYY-MM-DD (default: the oldest)")
+		fs.StringVar(&f.to, "to", "", "last event date to process, YYYY-MM-DD, inclusive (default: the newest)")
+		fs.StringVar(&f.date, "date", "", "process one date: YYYY-MM-DD, today or yesterday (UTC); overrides --from/--to")
+		fs.StringVar(&f.compression, "compression", "zstd", "Parquet compression: zstd or snappy")
+		fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.archive == "":
+		return errors.New("--archive is required")
+	case f.lake == "":
+		return errors.New("--lake is required")
+	case f.schemas == "":
+		return errors.New("--schemas is required")
+	}
+	_, err = runBatch(ctx, f, os.Stdout)
+	return err
+}
+
+// resolveDates turns --date/--from/--to into an inclusive range.
+func resolveDates(f batchFlags, now time.Time) (from, to string, err error) {
+	if f.date != "" {
+		d := f.date
+		switch d {
+		case "today":
+			d = now.UTC().Format(time.DateOnly)
+		case "yesterday":
+			d = now.UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+		}
+		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			return "", "", fmt.Errorf("--date %q: want YYYY-MM-DD, today or yesterday", f.date)
+		}
+		return d, d, nil
+	}
+	for _, d := range []string{f.from, f.to} {
+		if d == "" {
+			continue
+		}
+		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			return "", "", fmt.Errorf("date %q: want YYYY-MM-DD", d)
+		}
+	}
+	if f.from != "" && f.to != "" && f.from > f.to {
+		return "", "", fmt.Errorf("--from %s is after --to %s", f.from, f.to)
+	}
+	return f.from, f.to, nil
+}
+
+// runBatch runs the batch job and prints its summary and schema-change report.
+func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary, error) {
+	from, to, err := resolveDates(f, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	store, err := schema.OpenStore(ctx, f.schemas)
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := schema.LoadAll(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	days, err := pipelines.PlanDays(ctx, f.archive, from, to)
+	if err != nil {
+		return nil, err
+	}
+	rng := fmt.Sprintf("%s .. %s", orAll(from, "oldest"), orAll(to, "newest"))
+	if len(days) == 0 {
+		fmt.Fprintf(out, "fineo batch: no staged events in %s under %s; nothing to do\n", rng, f.archive)
+		return metrics.Summary{}, nil
+	}
+	run := time.Now().UTC().Format("20060102T150405Z")
+	cfg := pipelines.BatchConfig{
+		Archive: f.archive, Lake: f.lake, Backup: f.backup, Tenants: tenants, Days: days, Run: run, Quiet: f.quiet,
+	}
+	cfg.Parquet.Compression = f.compression
+	p, s := beam.NewPipelineWithRoot()
+	pipelines.Batch(s, cfg)
+	files := 0
+	for _, d := range days {
+		files += len(d.Files)
+	}
+	fmt.Fprintf(out, "fineo batch: %d day(s) (%s), %d staged file(s) → lake %s, runner %s\n",
+		len(days), rng, files, f.lake, runners.Name(runners.Bounded))
+	start := time.Now()
+	pr, err := runners.Run(ctx, runners.Bounded, p)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline failed: %w", err)
+	}
+	if runners.Name(runners.Bounded) == "dot" {
+		fmt.Fprintln(out, "pipeline graph written (--runner=dot); nothing was run")
+		return metrics.Summary{}, nil
+	}
+	sum := metrics.FromResult(pr)
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "done in %s (%.0f staged events/s)\n", elapsed.Round(time.Millisecond), float64(sum[pipelines.StagedRead])/elapsed.Seconds())
+	sum.PrintCounters(out)
+	verdict := "ok"
+	if sum[pipelines.StagedRead] != sum[pipelines.LakeRows]+sum[pipelines.Duplicates]+sum[pipelines.Unbound] {
+		verdict = "MISMATCH"
+	}
+	fmt.Fprintf(out, "  conservation: staged_read %d = lake rows %d + duplicates %d + unbound %d: %s\n",
+		sum[pipelines.StagedRead], sum[pipelines.LakeRows], sum[pipelines.Duplicates], sum[pipelines.Unbound], verdict)
+	if err := printReport(ctx, out, f.lake, run); err != nil {
+		return sum, err
+	}
+	if n := sum[metrics.ProcessingWritten]; n > 0 {
+		return sum, &exitError{code: 3, err: fmt.Errorf("%d processing error(s) (unreadable staged files or unbound events): see %s/errors/processing/", n, f.archive)}
+	}
+	return sum, nil
+}
+
+func orAll(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func printReport(ctx context.Context, out io.Writer, lakeRoot, run string) error {
+	st, err := blob.Open(ctx, lakeRoot)
+	if err != nil {
+		return err
+	}
+	rc, err := st.Open(ctx, pipelines.ReportPath(run))
+	if err != nil {
+		return fmt.Errorf("schema-change report: %w", err)
+	}
+	defer rc.Close()
+	r, err := schemachange.Read(rc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nschema-change report: %s\n", st.URL(pipelines.ReportPath(run)))
+	if r.Empty() {
+		fmt.Fprintln(out, "  no unknown fields and no failed casts")
+		return nil
+	}
+	r.Summary(out)
+	return nil
+}

@@ -1,0 +1,312 @@
+// Package lakebuild turns one day of the staged archive into the lake's
+// partitions for that day: read → deduplicate → bind to the current schema
+// → typed Parquet, plus the fast-restore backup and the schema-change
+// observations. It is plain Go; pipelines.Batch runs it once per day.
+//
+// A day is the unit because the staged archive is partitioned by event
+// time and a re-delivered event has the same event time, so every
+// duplicate of an event lands in the same staged day: deduplication never
+// needs to look across days.
+package lakebuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	json "github.com/goccy/go-json"
+
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/lake"
+	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/schemachange"
+	"github.com/fineo-io/ingest/transforms/stage1"
+)
+
+// Layout under the lake root.
+const (
+	ManifestName = "_manifest.json"
+	ReportsDir   = "_schema_changes"
+	// MaxRowsPerFile splits very large partitions into several files.
+	MaxRowsPerFile = 4 << 20
+)
+
+// PartitionDir is the lake (and backup) folder of one tenant, metric and day.
+func PartitionDir(tenant, metric, date string) string {
+	return "tenant=" + tenant + "/metric=" + metric + "/date=" + date
+}
+
+// PartName is the deterministic name of the i-th file of a partition, so a
+// re-run replaces files instead of adding to them.
+func PartName(i int, ext string) string { return fmt.Sprintf("part-%05d%s", i, ext) }
+
+// Config is what every day needs.
+type Config struct {
+	Lake        blob.Store
+	Backup      blob.Store // nil: no backup
+	Binder      *stage1.Binder
+	Parquet     lake.Options
+	ItemOptions dynamodbio.ItemOptions
+	Run         string // run id, recorded in manifests
+}
+
+// Day is the input of one day: its staged files (paths in the archive).
+type Day struct {
+	Date  string
+	Files []string
+}
+
+// Manifest records how a partition was made.
+type Manifest struct {
+	Tenant        string    `json:"tenant"`
+	Metric        string    `json:"metric"`
+	Date          string    `json:"date"`
+	Run           string    `json:"run"`
+	Created       time.Time `json:"created"`
+	SchemaVersion int       `json:"schema_version"`
+	Rows          int64     `json:"rows"`
+	Files         []string  `json:"files"`
+	Inputs        []string  `json:"inputs"` // staged archive files read for the day
+	Columns       []string  `json:"columns"`
+}
+
+// FileError is a staged file that could not be read.
+type FileError struct {
+	File string
+	Err  error
+}
+
+// Result is what one day produced.
+type Result struct {
+	Date        string
+	Read        int64 // staged records read
+	Duplicates  int64 // records dropped as duplicates of another with the same event id
+	Unbound     int64 // records whose tenant or metric is not in the current schemas
+	Rows        int64 // lake rows written
+	Partitions  []Manifest
+	BackupItems int64
+	FileErrors  []FileError
+	Unbound1    []*records.Event // the unbound records (become processing errors)
+	Report      *schemachange.Report
+}
+
+type group struct {
+	tenant, metric string
+	columns        []schema.Field
+	events         []*records.Event
+}
+
+// ProcessDay builds every lake partition of one day.
+func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Day) (*Result, error) {
+	res := &Result{Date: day.Date, Report: schemachange.NewReport()}
+	byID := map[string]*records.Event{}
+	for _, f := range day.Files {
+		if err := readStaged(ctx, archiveStore, f, func(ev *records.Event) {
+			res.Read++
+			if prev, dup := byID[ev.ID]; dup {
+				res.Duplicates++
+				if !earlier(ev, prev) {
+					return
+				}
+			}
+			byID[ev.ID] = ev
+		}); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			res.FileErrors = append(res.FileErrors, FileError{File: archiveStore.URL(f), Err: err})
+		}
+	}
+	groups := map[string]*group{}
+	for _, ev := range byID {
+		metric, cols, ok := cfg.Binder.Table(ev.Tenant, ev.Metric)
+		if !ok {
+			res.Unbound++
+			res.Unbound1 = append(res.Unbound1, ev)
+			continue
+		}
+		k := ev.Tenant + "\x00" + metric
+		g := groups[k]
+		if g == nil {
+			g = &group{tenant: ev.Tenant, metric: metric, columns: cols}
+			groups[k] = g
+		}
+		g.events = append(g.events, ev)
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	obs := observer{res.Report}
+	for _, k := range keys {
+		m, n, err := writePartition(ctx, cfg, groups[k], day, obs)
+		if err != nil {
+			return nil, err
+		}
+		res.Rows += m.Rows
+		res.BackupItems += n
+		res.Partitions = append(res.Partitions, m)
+	}
+	return res, nil
+}
+
+// earlier says whether a should survive over b: the earliest ingest wins,
+// ties broken by lineage, so the survivor is the same on every run.
+func earlier(a, b *records.Event) bool {
+	if a.IngestTime != b.IngestTime {
+		return a.IngestTime < b.IngestTime
+	}
+	return a.Source.String() < b.Source.String()
+}
+
+func readStaged(ctx context.Context, st blob.Store, path string, fn func(*records.Event)) error {
+	rc, err := st.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	// Read whole first: a file that is corrupt half-way contributes nothing,
+	// so a day's result does not depend on where a file broke.
+	var evs []*records.Event
+	if err := archive.ReadStaged(rc, func(ev *records.Event) error {
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		fn(ev)
+	}
+	return nil
+}
+
+type observer struct{ r *schemachange.Report }
+
+func (o observer) Unknown(tenant, metric, name, raw string, ts int64) {
+	o.r.ObserveUnknown(tenant, metric, name, raw, ts)
+}
+
+func (o observer) FailedCast(tenant, metric, field, declared, raw string, ts int64) {
+	o.r.ObserveFailedCast(tenant, metric, field, declared, raw, ts)
+}
+
+func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs observer) (Manifest, int64, error) {
+	sort.Slice(g.events, func(i, j int) bool {
+		a, b := g.events[i], g.events[j]
+		if a.Timestamp != b.Timestamp {
+			return a.Timestamp < b.Timestamp
+		}
+		return a.ID < b.ID
+	})
+	cols := make([]lake.Column, len(g.columns))
+	names := make([]string, len(g.columns))
+	for i, f := range g.columns {
+		cols[i] = lake.Column{Name: f.Name, Type: f.Type}
+		names[i] = f.Name
+	}
+	rows := make([]lake.Row, 0, len(g.events))
+	for _, ev := range g.events {
+		values, unknown, _ := cfg.Binder.Bind(ev, obs)
+		rows = append(rows, lake.Row{EventID: ev.ID, Timestamp: ev.Timestamp, Values: values, UnknownJSON: unknown})
+	}
+	dir := PartitionDir(g.tenant, g.metric, day.Date)
+	m := Manifest{
+		Tenant: g.tenant, Metric: g.metric, Date: day.Date, Run: cfg.Run, Created: time.Now().UTC(),
+		SchemaVersion: cfg.Binder.Version(g.tenant), Rows: int64(len(rows)), Inputs: day.Files, Columns: names,
+	}
+	var buf bytes.Buffer
+	for i := 0; i*MaxRowsPerFile < len(rows) || i == 0; i++ {
+		part := rows[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(rows))]
+		buf.Reset()
+		if err := lake.WriteParquet(&buf, cols, part, cfg.Parquet); err != nil {
+			return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+		}
+		name := PartName(i, ".parquet")
+		if err := put(ctx, cfg.Lake, dir+"/"+name, buf.Bytes()); err != nil {
+			return m, 0, err
+		}
+		m.Files = append(m.Files, name)
+	}
+	if err := removeStale(ctx, cfg.Lake, dir, m.Files, ".parquet"); err != nil {
+		return m, 0, err
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if err := put(ctx, cfg.Lake, dir+"/"+ManifestName, mb); err != nil {
+		return m, 0, err
+	}
+	var items int64
+	if cfg.Backup != nil {
+		buf.Reset()
+		its := make([]map[string]types.AttributeValue, 0, len(g.events))
+		for _, ev := range g.events {
+			its = append(its, dynamodbio.Item(ev, cfg.ItemOptions))
+		}
+		if err := dynamodbio.WriteBackup(&buf, its); err != nil {
+			return m, 0, err
+		}
+		name := PartName(0, ".jsonl.gz")
+		if err := put(ctx, cfg.Backup, dir+"/"+name, buf.Bytes()); err != nil {
+			return m, 0, err
+		}
+		if err := removeStale(ctx, cfg.Backup, dir, []string{name}, ".jsonl.gz"); err != nil {
+			return m, 0, err
+		}
+		items = int64(len(its))
+	}
+	return m, items, nil
+}
+
+// put writes one file whole, with a few retries.
+func put(ctx context.Context, st blob.Store, path string, data []byte) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+			}
+		}
+		var w blob.Writer
+		if w, err = st.Create(ctx, path); err != nil {
+			continue
+		}
+		if _, err = io.Copy(w, bytes.NewReader(data)); err != nil {
+			w.Abort()
+			continue
+		}
+		if err = w.Commit(); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("writing %s: %w", st.URL(path), err)
+}
+
+// removeStale deletes files of a partition that this run did not write
+// (left by an earlier run that produced more parts).
+func removeStale(ctx context.Context, st blob.Store, dir string, keep []string, ext string) error {
+	objs, err := st.List(ctx, dir+"/")
+	if err != nil {
+		return err
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[dir+"/"+k] = true
+	}
+	var errs []error
+	for _, o := range objs {
+		if !kept[o.Path] && len(o.Path) > len(ext) && o.Path[len(o.Path)-len(ext):] == ext {
+			errs = append(errs, st.Delete(ctx, o.Path))
+		}
+	}
+	return errors.Join(errs...)
+}
