@@ -380,3 +380,47 @@ func TestREADMELakeQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBackupRestore: the batch run's backup files load into a nearline
+// table (dynalite over HTTP) and a range Query returns exactly the lake's rows.
+func TestBatchBackupRestore(t *testing.T) {
+	ctx := context.Background()
+	exp := loadExpected(t)
+	archiveDir := ingestSample(t)
+	lakeDir, backupDir := t.TempDir(), t.TempDir()
+	runBatch(t, archiveDir, lakeDir, backupDir, loadTenants(t), "bk")
+
+	testenv.DynamoDB(t)
+	client, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := testenv.UniqueName(t, "nearline")
+	if err := dynamodbio.CreateTable(ctx, client, table); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := blob.Open(ctx, backupDir)
+	stats, failed, err := dynamodbio.Restore(ctx, client, table, st, "", dynamodbio.WriterOptions{}, nil)
+	if err != nil || len(failed) != 0 || stats.Items != int64(exp.DistinctValid) || stats.Written != int64(exp.DistinctValid) {
+		t.Fatalf("restore: %+v, %d failed, %v", stats, len(failed), err)
+	}
+	// One lake partition, queried back from the table by tenant, metric and day.
+	rows := testenv.DuckDB(t, fmt.Sprintf(`SELECT CAST(date AS VARCHAR) AS d, count(*) AS n FROM read_parquet('%s/tenant=skyline/metric=flight/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY n DESC LIMIT 1`, lakeDir))
+	day, _ := time.Parse(time.DateOnly, fmt.Sprint(rows[0]["d"]))
+	var got []*records.Event
+	err = dynamodbio.Query(ctx, client, table, "skyline", "flight", day.UnixMilli(), day.AddDate(0, 0, 1).UnixMilli(), 0, func(ev *records.Event) error {
+		got = append(got, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(got)) != num(t, rows[0]["n"]) {
+		t.Errorf("nearline query for skyline/flight on %s: %d events, lake has %v", rows[0]["d"], len(got), rows[0]["n"])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Timestamp < got[i-1].Timestamp {
+			t.Fatalf("query not in time order at %d", i)
+		}
+	}
+}
