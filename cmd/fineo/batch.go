@@ -44,11 +44,11 @@ func cmdBatch(ctx context.Context, args []string) error {
 	}
 	switch {
 	case f.archive == "":
-		return errors.New("--archive is required")
+		return usageError(errors.New("--archive is required"))
 	case f.lake == "":
-		return errors.New("--lake is required")
+		return usageError(errors.New("--lake is required"))
 	case f.schemas == "":
-		return errors.New("--schemas is required")
+		return usageError(errors.New("--schemas is required"))
 	}
 	_, err = runBatch(ctx, f, os.Stdout)
 	return err
@@ -87,7 +87,7 @@ func resolveDates(f batchFlags, now time.Time) (from, to string, err error) {
 func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary, error) {
 	from, to, err := resolveDates(f, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, usageError(err)
 	}
 	store, err := schema.OpenStore(ctx, f.schemas)
 	if err != nil {

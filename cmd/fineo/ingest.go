@@ -37,11 +37,11 @@ func cmdIngest(ctx context.Context, args []string) error {
 	}
 	switch {
 	case f.input == "":
-		return errors.New("--input is required")
+		return usageError(errors.New("--input is required"))
 	case f.schemas == "":
-		return errors.New("--schemas is required")
+		return usageError(errors.New("--schemas is required"))
 	case f.archive == "":
-		return errors.New("--archive is required")
+		return usageError(errors.New("--archive is required"))
 	}
 	_, err = runIngest(ctx, f, os.Stdout)
 	return err

@@ -43,6 +43,9 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// usageError marks a command-line mistake: exit code 2.
+func usageError(err error) error { return &exitError{code: 2, err: err} }
+
 // atExit holds what must run before the process exits (profiles).
 var atExit []func()
 
@@ -135,14 +138,17 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 			"--endpoint, --environment_type, --environment_config, --worker_binary, ... (see README, Runners).\n")
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %v", err)
+		return usageError(fmt.Errorf("--log-level: %v", err))
 	}
 	beamlog.LogLevel = strings.ToLower(*logLevel) // beam.Init sets up slog with it
 	if *cpuProfile != "" {

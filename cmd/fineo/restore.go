@@ -43,15 +43,15 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return restoreUsageError(err)
+		return usageError(err)
 	}
 	switch {
 	case fs.NArg() > 0:
-		return restoreUsageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case *backup == "":
-		return restoreUsageError(errors.New("--backup is required"))
+		return usageError(errors.New("--backup is required"))
 	case *table == "":
-		return restoreUsageError(errors.New("--table is required"))
+		return usageError(errors.New("--table is required"))
 	}
 
 	st, err := blob.Open(ctx, *backup)
@@ -159,5 +159,3 @@ func writeFailed(path string, failed []dynamodbio.FailedItem) error {
 	return f.Close()
 }
 
-// restoreUsageError marks a command-line mistake (exit code 2).
-func restoreUsageError(err error) error { return &exitError{code: 2, err: err} }

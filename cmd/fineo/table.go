@@ -27,7 +27,7 @@ credentials come from the standard AWS configuration (AWS_ENDPOINT_URL_DYNAMODB,
 func runTable(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, tableUsage)
-		return restoreUsageError(errors.New("missing subcommand (create)"))
+		return usageError(errors.New("missing subcommand (create)"))
 	}
 	switch args[0] {
 	case "create":
@@ -35,7 +35,7 @@ func runTable(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprint(out, tableUsage)
 		return nil
 	default:
-		return restoreUsageError(fmt.Errorf("unknown subcommand %q (want create)", args[0]))
+		return usageError(fmt.Errorf("unknown subcommand %q (want create)", args[0]))
 	}
 	fs := flag.NewFlagSet("fineo table create", flag.ContinueOnError)
 	table := fs.String("table", "", "the table's name (required)")
@@ -47,13 +47,13 @@ func runTable(ctx context.Context, args []string, out io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return restoreUsageError(err)
+		return usageError(err)
 	}
 	switch {
 	case fs.NArg() > 0:
-		return restoreUsageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case *table == "":
-		return restoreUsageError(errors.New("--table is required"))
+		return usageError(errors.New("--table is required"))
 	}
 	client, err := dynamodbio.NewClient(ctx)
 	if err != nil {
