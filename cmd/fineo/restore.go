@@ -158,4 +158,3 @@ func writeFailed(path string, failed []dynamodbio.FailedItem) error {
 	}
 	return f.Close()
 }
-
