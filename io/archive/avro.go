@@ -52,56 +52,6 @@ func mustCodec(s string) *goavro.Codec {
 	return c
 }
 
-// AppendEvent appends the Avro binary encoding of ev to buf.
-func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
-	fields := make(map[string]any, len(ev.Fields))
-	for k, v := range ev.Fields {
-		fields[k] = unionOf(v)
-	}
-	unknown := make(map[string]any, len(ev.Unknown))
-	for k, v := range ev.Unknown {
-		unknown[k] = v
-	}
-	native := map[string]any{
-		"event_id":       ev.ID,
-		"tenant":         ev.Tenant,
-		"metric":         ev.Metric,
-		"metric_alias":   ev.MetricAlias,
-		"timestamp":      ev.Timestamp,
-		"fields":         fields,
-		"unknown_fields": unknown,
-		"schema_version": int32(ev.SchemaVersion),
-		"ingest_time":    ev.IngestTime,
-		"source": map[string]any{
-			"file":     ev.Source.File,
-			"line":     ev.Source.Line,
-			"stream":   ev.Source.Stream,
-			"shard":    ev.Source.Shard,
-			"sequence": ev.Source.Sequence,
-			"index":    int32(ev.Source.Index),
-		},
-	}
-	return stagedCodec.BinaryFromNative(buf, native)
-}
-
-func unionOf(v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case bool:
-		return goavro.Union("boolean", x)
-	case int64:
-		return goavro.Union("long", x)
-	case float64:
-		return goavro.Union("double", x)
-	case string:
-		return goavro.Union("string", x)
-	case []byte:
-		return goavro.Union("bytes", x)
-	}
-	return goavro.Union("string", fmt.Sprint(v))
-}
-
 // eventFromNative converts a decoded Avro record back into an Event.
 func eventFromNative(n any) (*records.Event, error) {
 	m, ok := n.(map[string]any)
@@ -154,28 +104,9 @@ func millis(v any) int64 {
 	return 0
 }
 
-// DecodeBlock decodes the records of a Block of staged events.
-func DecodeBlock(b Block, fn func(*records.Event) error) error {
-	buf := b.Data
-	for i := int64(0); i < b.Count; i++ {
-		n, rest, err := stagedCodec.NativeFromBinary(buf)
-		if err != nil {
-			return fmt.Errorf("archive: staged record %d of block: %w", i, err)
-		}
-		buf = rest
-		ev, err := eventFromNative(n)
-		if err != nil {
-			return err
-		}
-		if err := fn(ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReadStaged reads a staged Avro object container file with goavro's
-// reader and calls fn for each event.
+// generic reader and calls fn for each event: the reference reader (tests
+// read archives with it). ReadStagedFile is the fast path for whole files.
 func ReadStaged(r io.Reader, fn func(*records.Event) error) error {
 	ocf, err := goavro.NewOCFReader(r)
 	if err != nil {

@@ -173,11 +173,15 @@ func readStaged(ctx context.Context, st blob.Store, path string, fn func(*record
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	// Read whole first: a file that is corrupt half-way contributes nothing,
-	// so a day's result does not depend on where a file broke.
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return err
+	}
+	// Decode whole first: a file that is corrupt half-way contributes
+	// nothing, so a day's result does not depend on where a file broke.
 	var evs []*records.Event
-	if err := archive.ReadStaged(rc, func(ev *records.Event) error {
+	if err := archive.ReadStagedFile(data, func(ev *records.Event) error {
 		evs = append(evs, ev)
 		return nil
 	}); err != nil {

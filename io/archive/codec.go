@@ -1,0 +1,317 @@
+package archive
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/golang/snappy"
+
+	"github.com/fineo-io/ingest/records"
+)
+
+// A direct Avro binary codec for StagedSchema. goavro encodes and decodes
+// through map[string]any values; profiles of ingest and batch showed that
+// path at ~8 µs and ~20 allocations per staged event, the largest single
+// cost after JSON parsing. The schema is fixed, so this file writes and
+// reads its binary form directly (the Avro spec's encoding of records,
+// maps, unions, strings and zig-zag longs). Tests check it against goavro in
+// both directions, and the archive stays readable by any Avro reader.
+//
+// Map entries are written in key order, so the same event always encodes
+// to the same bytes.
+
+// Union branch indexes of the "fields" map values.
+const (
+	uNull = iota
+	uBoolean
+	uLong
+	uDouble
+	uString
+	uBytes
+)
+
+// AppendEvent appends the Avro binary encoding of ev (StagedSchema) to buf.
+func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
+	b := buf
+	b = appendString(b, ev.ID)
+	b = appendString(b, ev.Tenant)
+	b = appendString(b, ev.Metric)
+	b = appendString(b, ev.MetricAlias)
+	b = binary.AppendVarint(b, ev.Timestamp)
+	if len(ev.Fields) > 0 {
+		b = binary.AppendVarint(b, int64(len(ev.Fields)))
+		for _, k := range sortedKeys(ev.Fields) {
+			b = appendString(b, k)
+			switch v := ev.Fields[k].(type) {
+			case nil:
+				b = binary.AppendVarint(b, uNull)
+			case bool:
+				b = binary.AppendVarint(b, uBoolean)
+				if v {
+					b = append(b, 1)
+				} else {
+					b = append(b, 0)
+				}
+			case int64:
+				b = binary.AppendVarint(b, uLong)
+				b = binary.AppendVarint(b, v)
+			case float64:
+				b = binary.AppendVarint(b, uDouble)
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+			case string:
+				b = binary.AppendVarint(b, uString)
+				b = appendString(b, v)
+			case []byte:
+				b = binary.AppendVarint(b, uBytes)
+				b = binary.AppendVarint(b, int64(len(v)))
+				b = append(b, v...)
+			default:
+				return buf, fmt.Errorf("archive: field %q has unsupported type %T", k, v)
+			}
+		}
+	}
+	b = binary.AppendVarint(b, 0)
+	if len(ev.Unknown) > 0 {
+		b = binary.AppendVarint(b, int64(len(ev.Unknown)))
+		for _, k := range sortedKeys(ev.Unknown) {
+			b = appendString(b, k)
+			b = appendString(b, ev.Unknown[k])
+		}
+	}
+	b = binary.AppendVarint(b, 0)
+	b = binary.AppendVarint(b, int64(ev.SchemaVersion))
+	b = binary.AppendVarint(b, ev.IngestTime)
+	b = appendString(b, ev.Source.File)
+	b = binary.AppendVarint(b, ev.Source.Line)
+	b = appendString(b, ev.Source.Stream)
+	b = appendString(b, ev.Source.Shard)
+	b = appendString(b, ev.Source.Sequence)
+	b = binary.AppendVarint(b, int64(ev.Source.Index))
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendVarint(b, int64(len(s)))
+	return append(b, s...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+var errCorrupt = errors.New("archive: corrupt Avro data")
+
+// decoder reads StagedSchema records from Avro binary data.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) long() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.long()
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > int64(len(d.b)) {
+		d.err = errCorrupt
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// mapBlock returns the next block's entry count (0 ends the map).
+func (d *decoder) mapBlock() int64 {
+	n := d.long()
+	if n < 0 { // a negative count is followed by the block's size in bytes
+		d.long()
+		n = -n
+	}
+	if n > int64(len(d.b)) { // every entry takes at least one byte
+		d.err = errCorrupt
+		return 0
+	}
+	return n
+}
+
+// DecodeEvent decodes one staged record from the front of data and returns
+// the rest.
+func DecodeEvent(data []byte) (*records.Event, []byte, error) {
+	d := decoder{b: data}
+	ev := &records.Event{
+		ID:          d.string(),
+		Tenant:      d.string(),
+		Metric:      d.string(),
+		MetricAlias: d.string(),
+		Timestamp:   d.long(),
+	}
+	for n := d.mapBlock(); n > 0 && d.err == nil; n = d.mapBlock() {
+		if ev.Fields == nil {
+			ev.Fields = make(map[string]any, n)
+		}
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.string()
+			switch d.long() {
+			case uNull:
+				ev.Fields[k] = nil
+			case uBoolean:
+				if len(d.b) < 1 {
+					d.err = errCorrupt
+					break
+				}
+				ev.Fields[k] = d.b[0] != 0
+				d.b = d.b[1:]
+			case uLong:
+				ev.Fields[k] = d.long()
+			case uDouble:
+				if len(d.b) < 8 {
+					d.err = errCorrupt
+					break
+				}
+				ev.Fields[k] = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+				d.b = d.b[8:]
+			case uString:
+				ev.Fields[k] = d.string()
+			case uBytes:
+				ev.Fields[k] = bytes.Clone(d.bytes())
+			default:
+				d.err = errCorrupt
+			}
+		}
+	}
+	for n := d.mapBlock(); n > 0 && d.err == nil; n = d.mapBlock() {
+		if ev.Unknown == nil {
+			ev.Unknown = make(map[string]string, n)
+		}
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.string()
+			ev.Unknown[k] = d.string()
+		}
+	}
+	ev.SchemaVersion = int(d.long())
+	ev.IngestTime = d.long()
+	ev.Source.File = d.string()
+	ev.Source.Line = d.long()
+	ev.Source.Stream = d.string()
+	ev.Source.Shard = d.string()
+	ev.Source.Sequence = d.string()
+	ev.Source.Index = int(d.long())
+	if d.err != nil {
+		return nil, data, d.err
+	}
+	return ev, d.b, nil
+}
+
+// DecodeBlock decodes the records of a Block of staged events.
+func DecodeBlock(b Block, fn func(*records.Event) error) error {
+	data := b.Data
+	for i := int64(0); i < b.Count; i++ {
+		ev, rest, err := DecodeEvent(data)
+		if err != nil {
+			return fmt.Errorf("archive: staged record %d of block: %w", i, err)
+		}
+		data = rest
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadStagedFile reads a whole staged Avro container file held in memory,
+// with the direct decoder when the file's schema is StagedSchema and
+// goavro's generic reader otherwise (files written by other tools).
+func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
+	d := decoder{b: data}
+	if len(data) < 4 || string(data[:4]) != "Obj\x01" {
+		return errors.New("archive: not an Avro container (bad magic)")
+	}
+	d.b = d.b[4:]
+	meta := map[string][]byte{}
+	for n := d.mapBlock(); n > 0 && d.err == nil; n = d.mapBlock() {
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.string()
+			meta[k] = d.bytes()
+		}
+	}
+	if d.err != nil || len(d.b) < 16 {
+		return fmt.Errorf("archive: not an Avro container: bad header")
+	}
+	if string(meta["avro.schema"]) != StagedSchema {
+		return ReadStaged(bytes.NewReader(data), fn)
+	}
+	codec := string(meta["avro.codec"])
+	sync := d.b[:16]
+	d.b = d.b[16:]
+	var buf []byte
+	for len(d.b) > 0 {
+		count := d.long()
+		block := d.bytes()
+		if d.err != nil || count < 0 || len(d.b) < 16 || !bytes.Equal(d.b[:16], sync) {
+			return fmt.Errorf("archive: corrupt Avro block")
+		}
+		d.b = d.b[16:]
+		var err error
+		if buf, err = decompress(codec, block, buf[:0]); err != nil {
+			return err
+		}
+		if err := DecodeBlock(Block{Count: count, Data: buf}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decompress(codec string, block, dst []byte) ([]byte, error) {
+	switch codec {
+	case "", "null":
+		return append(dst, block...), nil
+	case "snappy":
+		if len(block) < 4 {
+			return nil, errCorrupt
+		}
+		out, err := snappy.Decode(dst[:cap(dst)], block[:len(block)-4])
+		if err != nil {
+			return nil, fmt.Errorf("archive: snappy: %w", err)
+		}
+		if crc32.ChecksumIEEE(out) != binary.BigEndian.Uint32(block[len(block)-4:]) {
+			return nil, errors.New("archive: snappy block checksum mismatch")
+		}
+		return out, nil
+	case "deflate":
+		out, err := io.ReadAll(flate.NewReader(bytes.NewReader(block)))
+		if err != nil {
+			return nil, fmt.Errorf("archive: deflate: %w", err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("archive: unsupported Avro codec %q", codec)
+}
