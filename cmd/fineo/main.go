@@ -26,6 +26,7 @@ Usage:
   fineo batch  --archive DIR|s3://... --lake DIR|s3://... --schemas DIR [--date D|yesterday | --from D --to D] [--backup DIR|s3://...]
   fineo restore --backup DIR|s3://... --table NAME [--create-table]
   fineo table create --table NAME
+  fineo query  --table NAME --tenant T --metric M --from TIME [--to TIME] [--format jsonl|table]
   fineo demo   [--out ./fineo-demo] [--sample testdata/sample]
   fineo schema list|show|history|apply FILE --schemas DIR
   fineo schema suggest --report FILE --schemas DIR [--out DIR]
@@ -85,6 +86,8 @@ func run(args []string) int {
 		err = cmdRestore(ctx, rest)
 	case "table":
 		err = cmdTable(ctx, rest)
+	case "query":
+		err = cmdQuery(ctx, rest)
 	case "schema":
 		if len(rest) > 0 && rest[0] == "suggest" {
 			err = cmdSchemaSuggest(ctx, rest[1:])
