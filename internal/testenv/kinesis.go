@@ -1,0 +1,226 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// Kinesis returns the endpoint URL of a Kinesis protocol server for the
+// test, and points the AWS SDK at it.
+//
+// If AWS_ENDPOINT_URL_KINESIS is already set (CI may start a server), that
+// endpoint is returned and the ambient credentials are used. Otherwise a
+// kinesalite server (npm kinesalite, installed by `npm ci` from the
+// committed lock file) is started on 127.0.0.1 with a fresh in-memory
+// store and no create/delete/update delay, and AWS_ENDPOINT_URL_KINESIS,
+// dummy AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and AWS_REGION=us-east-1
+// are set with t.Setenv (so the calling test cannot use t.Parallel). The
+// server is stopped with t.Cleanup; if the test process dies, it exits too
+// (it watches its stdin). Each call starts its own server (about a third
+// of a second): share one per top-level test and use UniqueName for
+// streams.
+//
+// Without node or kinesalite the test is skipped locally, but fails under
+// CI (CI set), where they must be present.
+//
+// kinesalite's gaps: MillisBehindLatest is always 0, GetRecords returns no
+// ChildShards, ListShards ignores MaxResults and ShardFilter (one page),
+// no UpdateShardCount and no enhanced fan-out; it never throttles and
+// iterators expire only after 5 minutes: inject those by wrapping the
+// client. Sequence numbers carry whole seconds, so a closed shard may need
+// an extra empty GetRecords page before it reports its end. GetShardIterator
+// AT_TIMESTAMP never answers when no record of the shard arrived at or after
+// the timestamp (real Kinesis returns an iterator at the tip): give such
+// calls a context deadline.
+func Kinesis(t testing.TB) string {
+	t.Helper()
+	if ep := os.Getenv("AWS_ENDPOINT_URL_KINESIS"); ep != "" {
+		return ep
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	modules := filepath.Join(root, "node_modules")
+	node, err := exec.LookPath("node")
+	missing := ""
+	if err != nil {
+		missing = "node is not installed"
+	} else if _, err := os.Stat(filepath.Join(modules, "kinesalite", "index.js")); err != nil {
+		missing = "kinesalite is not installed (run npm ci)"
+	}
+	if missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("testenv.Kinesis: %s", missing)
+		}
+		t.Skipf("testenv.Kinesis: %s", missing)
+	}
+
+	// A preloaded watchdog ends the server when its stdin closes, that is
+	// when this test process exits, however it exits.
+	watchdog := filepath.Join(t.TempDir(), "watchdog.js")
+	if err := os.WriteFile(watchdog, []byte("process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();\n"), 0o600); err != nil {
+		t.Fatalf("testenv.Kinesis: %v", err)
+	}
+
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		url, err := startKinesalite(t, node, watchdog, modules)
+		if err == nil {
+			t.Setenv("AWS_ENDPOINT_URL_KINESIS", url)
+			t.Setenv("AWS_ACCESS_KEY_ID", "testenv-dummy-key")
+			t.Setenv("AWS_SECRET_ACCESS_KEY", "testenv-dummy-secret")
+			t.Setenv("AWS_SESSION_TOKEN", "")
+			t.Setenv("AWS_REGION", "us-east-1")
+			t.Setenv("AWS_PROFILE", "")
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			return url
+		}
+		lastErr = err // most likely the port was taken meanwhile: try another
+	}
+	t.Fatalf("testenv.Kinesis: start kinesalite: %v", lastErr)
+	return ""
+}
+
+const kinesaliteReady = "testenv: kinesalite listening"
+
+// startKinesalite starts one kinesalite on a free loopback port and waits
+// (at most 10 s) until it accepts connections. Its CLI would bind every
+// interface, so it is started through its module API instead.
+func startKinesalite(t testing.TB, node, watchdog, modules string) (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	script := fmt.Sprintf("require('kinesalite')({createStreamMs:0, deleteStreamMs:0, updateStreamMs:0, shardLimit:100})"+
+		".listen(%d, '127.0.0.1', function(err){ if (err) { console.error(err); process.exit(1) } console.log(%q) })",
+		port, kinesaliteReady)
+	cmd := exec.Command(node, "--require", watchdog, "-e", script)
+	cmd.Dir = filepath.Dir(modules) // require() resolves from <repo>/node_modules
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", err
+	}
+	ready := make(chan struct{}, 1)
+	cmd.Stdout = &lineWatcher{fn: func(line string) {
+		if strings.Contains(line, kinesaliteReady) {
+			select {
+			case ready <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	var stderr strings.Builder
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 8 << 10}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		<-exited
+	}
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	url := "http://" + addr
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	select {
+	case <-ready:
+	case err := <-exited:
+		exited <- err
+		stop()
+		return "", fmt.Errorf("kinesalite exited at start (%v): %s", err, strings.TrimSpace(stderr.String()))
+	case <-deadline.C:
+		stop()
+		return "", fmt.Errorf("kinesalite did not start listening on %s within 10s: %s", url, strings.TrimSpace(stderr.String()))
+	}
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-deadline.C:
+			stop()
+			return "", fmt.Errorf("kinesalite does not accept connections on %s: %v", url, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Cleanup(stop)
+	return url, nil
+}
+
+// KinesisClient returns a Kinesis client for the server Kinesis started
+// (call Kinesis first), from the standard configuration.
+func KinesisClient(t testing.TB) *kinesis.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatalf("testenv.KinesisClient: %v", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	return kinesis.NewFromConfig(cfg)
+}
+
+// StreamAPI is the part of a Kinesis client CreateStream uses.
+type StreamAPI interface {
+	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// CreateStream creates stream name with shards shards and waits (at most
+// 20 s) until it is ACTIVE; it fails the test otherwise.
+func CreateStream(t testing.TB, api StreamAPI, name string, shards int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := api.CreateStream(ctx, &kinesis.CreateStreamInput{
+		StreamName: aws.String(name),
+		ShardCount: aws.Int32(int32(shards)),
+	}); err != nil {
+		t.Fatalf("testenv.CreateStream %s: %v", name, err)
+	}
+	if err := WaitStreamActive(ctx, api, name); err != nil {
+		t.Fatalf("testenv.CreateStream %s: %v", name, err)
+	}
+}
+
+// WaitStreamActive polls DescribeStreamSummary until stream is ACTIVE
+// (after CreateStream, SplitShard or MergeShards), honouring ctx.
+func WaitStreamActive(ctx context.Context, api StreamAPI, name string) error {
+	for {
+		out, err := api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		var nf *types.ResourceNotFoundException
+		switch {
+		case errors.As(err, &nf):
+		case err != nil:
+			return err
+		case out.StreamDescriptionSummary != nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s is not ACTIVE: %w", name, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
