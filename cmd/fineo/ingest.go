@@ -53,6 +53,11 @@ func runIngest(ctx context.Context, f ingestFlags, out io.Writer) (metrics.Summa
 	if err != nil {
 		return nil, err
 	}
+	return runIngestFiles(ctx, files, f, out)
+}
+
+// runIngestFiles runs stage 1 over the given input locations.
+func runIngestFiles(ctx context.Context, files []string, f ingestFlags, out io.Writer) (metrics.Summary, error) {
 	store, err := schema.OpenStore(ctx, f.schemas)
 	if err != nil {
 		return nil, err

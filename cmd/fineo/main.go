@@ -27,6 +27,8 @@ Usage:
   fineo restore --backup DIR|s3://... --table NAME [--create-table]
   fineo table create --table NAME
   fineo query  --table NAME --tenant T --metric M --from TIME [--to TIME] [--format jsonl|table]
+  fineo replay --archive DIR|s3://... --stage staged --table NAME [--from D --to D]
+  fineo replay --archive DIR|s3://... --stage raw --out-archive DIR|s3://... --schemas DIR [--from D --to D]
   fineo demo   [--out ./fineo-demo] [--sample testdata/sample]
   fineo schema list|show|history|apply FILE --schemas DIR
   fineo schema suggest --report FILE --schemas DIR [--out DIR]
@@ -88,6 +90,8 @@ func run(args []string) int {
 		err = cmdTable(ctx, rest)
 	case "query":
 		err = cmdQuery(ctx, rest)
+	case "replay":
+		err = cmdReplay(ctx, rest)
 	case "schema":
 		if len(rest) > 0 && rest[0] == "suggest" {
 			err = cmdSchemaSuggest(ctx, rest[1:])
