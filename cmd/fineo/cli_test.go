@@ -122,3 +122,48 @@ func TestResolveDates(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayRaw replays a raw archive through stage 1 into a new archive
+// root (dark launch) and refuses to write over the archive it reads.
+func TestReplayRaw(t *testing.T) {
+	bin := fineoBinary(t)
+	dir := t.TempDir()
+	src := filepath.Join("..", "..", "testdata", "sample")
+	rawDir := filepath.Join(dir, "archive", "raw", "date=2026-11-24", "hour=10")
+	os.MkdirAll(rawDir, 0o755)
+	for _, f := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
+		b, err := os.ReadFile(filepath.Join(src, "raw", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(rawDir, f), b, 0o644)
+	}
+	schemas := filepath.Join(src, "schemas")
+	out, errOut, code := runFineo(t, bin, "replay", "--stage", "raw", "--archive", filepath.Join(dir, "archive"),
+		"--out-archive", filepath.Join(dir, "dark"), "--schemas", schemas, "--date", "2026-11-24")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	want := map[string]string{"events_in": "6601", "staged_written": "6300", "customer_errors_written": "301"}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && want[f[0]] != "" {
+			if f[1] != want[f[0]] {
+				t.Errorf("%s = %s, want %s", f[0], f[1], want[f[0]])
+			}
+			delete(want, f[0])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("counters missing from output: %v\n%s", want, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dark", "staged")); err != nil {
+		t.Errorf("no staged archive in the dark-launch root: %v", err)
+	}
+	// Nothing in range: exit 0, nothing to do. Same root in and out: refused.
+	if out, _, code := runFineo(t, bin, "replay", "--stage", "raw", "--archive", filepath.Join(dir, "archive"), "--out-archive", filepath.Join(dir, "d2"), "--schemas", schemas, "--date", "2026-11-20"); code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Errorf("empty range: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := runFineo(t, bin, "replay", "--stage", "raw", "--archive", filepath.Join(dir, "archive"), "--out-archive", filepath.Join(dir, "archive"), "--schemas", schemas); code != 2 || !strings.Contains(errOut, "must differ") {
+		t.Errorf("same root: exit %d\n%s", code, errOut)
+	}
+}
