@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
@@ -78,12 +79,14 @@ type Stats struct {
 // Processor applies stage 1 to raw records. It is safe for use by one
 // goroutine at a time.
 type Processor struct {
-	reg   *registry
-	opts  Options
-	Stats Stats
-	buf   []byte // scratch for ids
-	keys  []string
-	from  map[string]string
+	reg     *registry
+	opts    Options
+	Stats   Stats
+	buf     []byte // scratch for ids
+	keys    []string
+	from    map[string]int
+	members []member
+	items   [][]byte
 }
 
 // NewProcessor compiles the tenants' current schemas.
@@ -101,13 +104,12 @@ func NewProcessor(tenants []*schema.Tenant, opts Options) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Processor{reg: reg, opts: opts, from: map[string]string{}}, nil
+	return &Processor{reg: reg, opts: opts, from: map[string]int{}}, nil
 }
 
+// envelope holds the raw values of an envelope's keys.
 type envelope struct {
-	Tenant json.RawMessage `json:"tenant"`
-	Event  json.RawMessage `json:"event"`
-	Events json.RawMessage `json:"events"`
+	Tenant, Event, Events []byte
 }
 
 // Process applies stage 1 to one raw record.
@@ -140,19 +142,33 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		p.event(t, raw, src, now, out, records.BadEnvelope)
 		return
 	}
+	if !utf8.Valid(raw) {
+		fail(records.MalformedJSON, "", raw, src, "record is not valid UTF-8 (JSON text must be UTF-8)")
+		return
+	}
 	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && json.Valid(raw) {
+	err := scanObject(raw, func(m member) {
+		// Last one wins for a repeated key, as with encoding/json.
+		switch {
+		case m.is("tenant"):
+			env.Tenant = m.val
+		case m.is("event"):
+			env.Event = m.val
+		case m.is("events"):
+			env.Events = m.val
+		}
+	})
+	if err != nil {
+		if jsonKind(raw) != "object" && validValue(raw) {
 			fail(records.BadEnvelope, "", raw, src, "record is a JSON %s, not an envelope object {\"tenant\":..., \"event\"|\"events\":...}", jsonKind(raw))
 			return
 		}
 		fail(records.MalformedJSON, "", raw, src, "malformed JSON: %s", shortErr(err))
 		return
 	}
-	tenant, err := tenantOf(env.Tenant)
-	if err != nil {
-		fail(records.MissingTenant, "", raw, src, "%v", err)
+	tenant, terr := tenantOf(env.Tenant)
+	if terr != nil {
+		fail(records.MissingTenant, "", raw, src, "%v", terr)
 		return
 	}
 	t := p.reg.tenants[tenant]
@@ -180,8 +196,10 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 }
 
 func (p *Processor) events(t *ctenant, arr, raw []byte, src records.Lineage, now time.Time, out Output) {
-	var items []json.RawMessage
-	if err := json.Unmarshal(arr, &items); err != nil || len(items) == 0 {
+	items := p.items[:0]
+	err := scanArray(arr, func(v []byte) { items = append(items, v) })
+	p.items = items[:0]
+	if err != nil || len(items) == 0 {
 		p.Stats.Events++
 		p.Stats.Errors++
 		msg := "\"events\" is not an array"
@@ -207,19 +225,21 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		out.Error(newError(k, t.name, raw, src, now, fmt.Sprintf(format, args...)))
 	}
 	if jsonKind(raw) != "object" {
-		if !json.Valid(raw) { // only a bare record can be invalid here
+		if !validValue(raw) { // only a bare record can be invalid here
 			fail(records.MalformedJSON, "malformed JSON: not a JSON value")
 			return
 		}
 		fail(notObject, "event is a JSON %s, not an object", jsonKind(raw))
 		return
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	obj := p.members[:0]
+	err := scanObject(raw, func(m member) { obj = append(obj, m) })
+	p.members = obj[:0]
+	if err != nil {
 		fail(records.MalformedJSON, "malformed event: %s", shortErr(err))
 		return
 	}
-	metricKey, metricRaw := firstKey(obj, t.metricKeys)
+	metricKey, metricRaw := lastKey(obj, t.metricKeys)
 	if metricKey == "" {
 		fail(records.MissingMetric, "event has none of the metric keys %q", t.metricKeys)
 		return
@@ -234,7 +254,7 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		fail(records.UnknownMetric, "metric %q is not a metric or alias of tenant %q", alias, t.name)
 		return
 	}
-	tsKey, tsRaw := firstKey(obj, t.timestampKeys)
+	tsKey, tsRaw := lastKey(obj, t.timestampKeys)
 	if tsKey == "" {
 		fail(records.MissingTimestamp, "event has none of the timestamp keys %q", t.timestampKeys)
 		return
@@ -254,33 +274,37 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		IngestTime:    now.UnixMilli(),
 		Source:        src,
 	}
-	from := p.from // canonical name → device name that set it
+	from := p.from // canonical name → index in obj of the member that set it
 	clear(from)
-	for name, v := range obj {
-		if name == metricKey || name == tsKey {
+	for i := range obj {
+		mb := &obj[i]
+		if mb.is(metricKey) || mb.is(tsKey) {
 			continue
 		}
-		f, known := m.fields[name]
+		f, known := m.fields[mb.name()]
 		if !known || f.hidden {
-			ev.AddUnknown(name, v)
+			ev.AddUnknown(mb.name(), mb.val)
 			continue
 		}
-		val, ok := castValue(v, f)
+		val, ok := castValue(mb.val, f)
 		if !ok {
 			p.Stats.Uncastable++
-			ev.AddUnknown(name, v)
+			ev.AddUnknown(mb.name(), mb.val)
 			continue
 		}
-		if prev, dup := from[f.name]; dup {
+		if j, dup := from[f.name]; dup {
 			// Two device names for one field: the smaller name wins, so the
-			// outcome does not depend on map order; the other is kept unknown.
-			if name > prev {
-				ev.AddUnknown(name, v)
+			// outcome does not depend on the order of keys; the other is kept
+			// unknown. A repeated key: the last one wins.
+			prev := &obj[j]
+			if c := compareNames(mb, prev); c > 0 {
+				ev.AddUnknown(mb.name(), mb.val)
 				continue
+			} else if c < 0 {
+				ev.AddUnknown(prev.name(), prev.val)
 			}
-			ev.AddUnknown(prev, obj[prev])
 		}
-		from[f.name] = name
+		from[f.name] = i
 		ev.Fields[f.name] = val
 	}
 	if len(ev.Unknown) > 0 {
@@ -362,10 +386,17 @@ func present(raw json.RawMessage) bool {
 	return len(raw) > 0 && string(raw) != "null"
 }
 
-func firstKey(obj map[string]json.RawMessage, keys []string) (string, json.RawMessage) {
+// lastKey returns the first of keys that the event holds with a non-null
+// value (the last occurrence of a repeated key).
+func lastKey(obj []member, keys []string) (string, []byte) {
 	for _, k := range keys {
-		if v, ok := obj[k]; ok && present(v) {
-			return k, v
+		for i := len(obj) - 1; i >= 0; i-- {
+			if obj[i].is(k) {
+				if present(obj[i].val) {
+					return k, obj[i].val
+				}
+				break
+			}
 		}
 	}
 	return "", nil
@@ -376,7 +407,7 @@ func stringValue(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := unquote(raw, &s); err != nil {
 		return "", false
 	}
 	return s, true

@@ -1,6 +1,7 @@
 package stage1
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -44,7 +45,7 @@ func parseTimestamp(raw []byte) (int64, error) {
 	switch c := raw[0]; {
 	case c == '"':
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return 0, errNotTimestamp
 		}
 		v, err := parseTimestampString(s)
@@ -180,7 +181,7 @@ func castValue(raw []byte, f fieldRef) (any, bool) {
 		switch raw[0] {
 		case '"':
 			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			if err := unquote(raw, &s); err != nil {
 				return nil, false
 			}
 			return s, true
@@ -193,7 +194,7 @@ func castValue(raw []byte, f fieldRef) (any, bool) {
 			return nil, false
 		}
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return nil, false
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
@@ -222,7 +223,7 @@ func castBool(raw []byte) (any, bool) {
 		return nil, false
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := unquote(raw, &s); err != nil {
 		return nil, false
 	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -237,7 +238,7 @@ func castBool(raw []byte) (any, bool) {
 func castNumber(raw []byte) (float64, bool) {
 	s := string(raw)
 	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return 0, false
 		}
 		s = strings.TrimSpace(s)
@@ -249,4 +250,14 @@ func castNumber(raw []byte) (float64, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// unquote decodes a JSON string value. Strings without escapes, the common
+// case, are copied directly; others go through the JSON decoder.
+func unquote(raw []byte, s *string) error {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		*s = string(raw[1 : len(raw)-1])
+		return nil
+	}
+	return json.Unmarshal(raw, s)
 }
