@@ -38,38 +38,51 @@ import (
 // returns UnprocessedItems or throttles: inject those by wrapping the client.
 func DynamoDB(t testing.TB) string {
 	t.Helper()
-	if ep := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"); ep != "" {
+	return nodeStandIn(t, "dynalite", "AWS_ENDPOINT_URL_DYNAMODB", filepath.Join("dynalite", "cli.js"),
+		func(node, watchdog, modules string) (string, error) {
+			return startDynalite(t, node, watchdog, filepath.Join(modules, "dynalite", "cli.js"))
+		})
+}
+
+// nodeStandIn returns the endpoint of an AWS stand-in: the one CI names in
+// envVar, or one started from the repository's node_modules with start
+// (retried on another port, twice). module is the file that must exist
+// under node_modules. Without node or the module the test is skipped
+// locally and fails under CI. It points the AWS SDK at the stand-in with
+// dummy credentials.
+func nodeStandIn(t testing.TB, name, envVar, module string, start func(node, watchdog, modules string) (string, error)) string {
+	t.Helper()
+	if ep := os.Getenv(envVar); ep != "" {
 		return ep
 	}
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	cli := filepath.Join(root, "node_modules", "dynalite", "cli.js")
+	modules := filepath.Join(filepath.Dir(file), "..", "..", "node_modules")
 	node, err := exec.LookPath("node")
 	missing := ""
 	if err != nil {
 		missing = "node is not installed"
-	} else if _, err := os.Stat(cli); err != nil {
-		missing = "dynalite is not installed (run npm ci)"
+	} else if _, err := os.Stat(filepath.Join(modules, module)); err != nil {
+		missing = name + " is not installed (run npm ci)"
 	}
 	if missing != "" {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("testenv.DynamoDB: %s", missing)
+			t.Fatalf("testenv: %s", missing)
 		}
-		t.Skipf("testenv.DynamoDB: %s", missing)
+		t.Skipf("testenv: %s", missing)
 	}
 
 	// A preloaded watchdog ends the server when its stdin closes, that is
 	// when this test process exits, however it exits.
 	watchdog := filepath.Join(t.TempDir(), "watchdog.js")
 	if err := os.WriteFile(watchdog, []byte("process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();\n"), 0o600); err != nil {
-		t.Fatalf("testenv.DynamoDB: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
 
 	var lastErr error
 	for try := 0; try < 3; try++ {
-		url, err := startDynalite(t, node, watchdog, cli)
+		url, err := start(node, watchdog, modules)
 		if err == nil {
-			t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+			t.Setenv(envVar, url)
 			t.Setenv("AWS_ACCESS_KEY_ID", "testenv-dummy-key")
 			t.Setenv("AWS_SECRET_ACCESS_KEY", "testenv-dummy-secret")
 			t.Setenv("AWS_SESSION_TOKEN", "")
@@ -80,7 +93,7 @@ func DynamoDB(t testing.TB) string {
 		}
 		lastErr = err // most likely the port was taken meanwhile: try another
 	}
-	t.Fatalf("testenv.DynamoDB: start dynalite: %v", lastErr)
+	t.Fatalf("testenv: start %s: %v", name, lastErr)
 	return ""
 }
 

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,50 +47,10 @@ import (
 // calls a context deadline.
 func Kinesis(t testing.TB) string {
 	t.Helper()
-	if ep := os.Getenv("AWS_ENDPOINT_URL_KINESIS"); ep != "" {
-		return ep
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	modules := filepath.Join(root, "node_modules")
-	node, err := exec.LookPath("node")
-	missing := ""
-	if err != nil {
-		missing = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(modules, "kinesalite", "index.js")); err != nil {
-		missing = "kinesalite is not installed (run npm ci)"
-	}
-	if missing != "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("testenv.Kinesis: %s", missing)
-		}
-		t.Skipf("testenv.Kinesis: %s", missing)
-	}
-
-	// A preloaded watchdog ends the server when its stdin closes, that is
-	// when this test process exits, however it exits.
-	watchdog := filepath.Join(t.TempDir(), "watchdog.js")
-	if err := os.WriteFile(watchdog, []byte("process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();\n"), 0o600); err != nil {
-		t.Fatalf("testenv.Kinesis: %v", err)
-	}
-
-	var lastErr error
-	for try := 0; try < 3; try++ {
-		url, err := startKinesalite(t, node, watchdog, modules)
-		if err == nil {
-			t.Setenv("AWS_ENDPOINT_URL_KINESIS", url)
-			t.Setenv("AWS_ACCESS_KEY_ID", "testenv-dummy-key")
-			t.Setenv("AWS_SECRET_ACCESS_KEY", "testenv-dummy-secret")
-			t.Setenv("AWS_SESSION_TOKEN", "")
-			t.Setenv("AWS_REGION", "us-east-1")
-			t.Setenv("AWS_PROFILE", "")
-			t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-			return url
-		}
-		lastErr = err // most likely the port was taken meanwhile: try another
-	}
-	t.Fatalf("testenv.Kinesis: start kinesalite: %v", lastErr)
-	return ""
+	return nodeStandIn(t, "kinesalite", "AWS_ENDPOINT_URL_KINESIS", filepath.Join("kinesalite", "index.js"),
+		func(node, watchdog, modules string) (string, error) {
+			return startKinesalite(t, node, watchdog, modules)
+		})
 }
 
 const kinesaliteReady = "testenv: kinesalite listening"

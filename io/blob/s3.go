@@ -12,11 +12,12 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/fineo-io/ingest/internal/awsconf"
 )
 
 // S3API is the part of *s3.Client the S3 store uses. Tests wrap a real client
@@ -289,13 +290,9 @@ func defaultS3Client(ctx context.Context) (*s3.Client, error) {
 	if c, ok := clients[key]; ok {
 		return c, nil
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsconf.Load(ctx)
 	if err != nil {
-		// SDK config errors name files and settings, not secrets.
-		return nil, fmt.Errorf("blob: load AWS config: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		return nil, fmt.Errorf("blob: %w", err)
 	}
 	pathStyle := os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) {

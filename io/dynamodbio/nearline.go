@@ -26,13 +26,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/fineo-io/ingest/internal/awsconf"
 	"github.com/fineo-io/ingest/records"
 )
 
@@ -433,14 +431,9 @@ var _ API = (*dynamodb.Client)(nil)
 // throttles into "failed to get rate limit token" errors, and WriteItems
 // does its own backoff.
 func NewClient(ctx context.Context) (*dynamodb.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
-	}))
+	cfg, err := awsconf.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("dynamodbio: load AWS config: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		return nil, fmt.Errorf("dynamodbio: %w", err)
 	}
 	return dynamodb.NewFromConfig(cfg), nil
 }

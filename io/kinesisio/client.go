@@ -11,10 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/fineo-io/ingest/internal/awsconf"
 )
 
 // API is the part of the Kinesis client this package uses.
@@ -37,14 +38,9 @@ var _ API = (*kinesis.Client)(nil)
 // throttles into "failed to get rate limit token" errors, and this package
 // does its own backoff.
 func NewClient(ctx context.Context) (*kinesis.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
-	}))
+	cfg, err := awsconf.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("kinesisio: load AWS config: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		return nil, fmt.Errorf("kinesisio: %w", err)
 	}
 	return kinesis.NewFromConfig(cfg), nil
 }

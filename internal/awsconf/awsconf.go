@@ -1,0 +1,35 @@
+// Package awsconf loads the AWS configuration every Fineo client uses: the
+// standard chain (environment, profile, instance role; per-service
+// endpoints from AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL), us-east-1
+// when no region is configured, and the SDK's standard retries without its
+// client-side retry quota — under sustained throttling that quota turns
+// throttles into "failed to get rate limit token" errors, while Fineo's IO
+// packages do their own backoff with jitter.
+package awsconf
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+)
+
+// DefaultRegion is used when the configuration names none.
+const DefaultRegion = "us-east-1"
+
+// Load returns the AWS configuration. Errors name files and settings, never secrets.
+func Load(ctx context.Context) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+	}))
+	if err != nil {
+		return cfg, fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	return cfg, nil
+}
