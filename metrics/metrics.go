@@ -5,9 +5,12 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
+	"sync/atomic"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 )
@@ -33,8 +36,85 @@ const (
 	WriteRetries      = "write_retries"
 )
 
+// Count is a Beam counter of Fineo's namespace. Its Inc also tells the
+// process-local observer, if one is set (see SetObserver).
+type Count struct {
+	beam.Counter
+	name string
+}
+
+// Inc adds n to the counter.
+func (c Count) Inc(ctx context.Context, n int64) {
+	c.Counter.Inc(ctx, n)
+	if f := observer.Load(); f != nil {
+		(*f)(c.name, n)
+	}
+}
+
 // Counter returns the Beam counter of that name.
-func Counter(name string) beam.Counter { return beam.NewCounter(Namespace, name) }
+func Counter(name string) Count { return Count{beam.NewCounter(Namespace, name), name} }
+
+var observer atomic.Pointer[func(name string, n int64)]
+
+// SetObserver makes every Inc of a Fineo counter in this process also call
+// f (nil: none). Counters themselves are only readable when a job ends on
+// the direct runner; the launching process uses this to show progress
+// while DoFns run in-process. Remote workers never call it.
+func SetObserver(f func(name string, n int64)) {
+	if f == nil {
+		observer.Store(nil)
+		return
+	}
+	observer.Store(&f)
+}
+
+// Per-tenant counters are named "tenant.<id>.<stage>.<name>": tenant ids
+// match [a-z0-9][a-z0-9_-]* (no dots), stages are plain words, and names are
+// a plain word or "customer_error.<kind>" / "processing_error.<kind>".
+// Records with no known tenant count under UnknownTenant.
+const (
+	TenantPrefix       = "tenant."
+	UnknownTenant      = "_unknown"
+	CustomerErrorPfx   = "customer_error."
+	ProcessingErrorPfx = "processing_error."
+)
+
+// TenantCounterName is the name of a per-tenant counter.
+func TenantCounterName(tenant, stage, name string) string {
+	if tenant == "" {
+		tenant = UnknownTenant
+	}
+	return TenantPrefix + tenant + "." + stage + "." + name
+}
+
+// TenantCounter returns the per-tenant counter of tenant, stage and name.
+func TenantCounter(tenant, stage, name string) Count {
+	return Counter(TenantCounterName(tenant, stage, name))
+}
+
+// Tenants returns the per-tenant counters: tenant → stage → name → value.
+func (s Summary) Tenants() map[string]map[string]map[string]int64 {
+	out := map[string]map[string]map[string]int64{}
+	for n, v := range s {
+		rest, ok := strings.CutPrefix(n, TenantPrefix)
+		if !ok {
+			continue
+		}
+		tenant, rest, ok1 := strings.Cut(rest, ".")
+		stage, name, ok2 := strings.Cut(rest, ".")
+		if !ok1 || !ok2 || tenant == "" || stage == "" || name == "" {
+			continue
+		}
+		if out[tenant] == nil {
+			out[tenant] = map[string]map[string]int64{}
+		}
+		if out[tenant][stage] == nil {
+			out[tenant][stage] = map[string]int64{}
+		}
+		out[tenant][stage][name] += v
+	}
+	return out
+}
 
 // Summary is a job's counters by name, summed over steps.
 type Summary map[string]int64
@@ -72,10 +152,14 @@ func (s Summary) Print(w io.Writer) {
 		s[EventsIn], s[StagedWritten], s[CustomerWritten], s[ProcessingWritten], verdict)
 }
 
-// PrintCounters writes the counters, sorted.
+// PrintCounters writes the job-wide counters, sorted. Per-tenant counters
+// are left out (see Tenants).
 func (s Summary) PrintCounters(w io.Writer) {
 	names := make([]string, 0, len(s))
 	for n := range s {
+		if strings.HasPrefix(n, TenantPrefix) {
+			continue
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -2,20 +2,28 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/progress"
+	"github.com/fineo-io/ingest/ops/redact"
+	usagefile "github.com/fineo-io/ingest/ops/usage"
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/runners"
 	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/lakebuild"
 	"github.com/fineo-io/ingest/transforms/schemachange"
 )
 
@@ -24,6 +32,7 @@ type batchFlags struct {
 	from, to, date                 string
 	compression                    string
 	quiet                          bool
+	notify                         notifyFlag
 }
 
 func cmdBatch(ctx context.Context, args []string) error {
@@ -38,6 +47,7 @@ func cmdBatch(ctx context.Context, args []string) error {
 		fs.StringVar(&f.date, "date", "", "process one date: YYYY-MM-DD, today or yesterday (UTC); overrides --from/--to")
 		fs.StringVar(&f.compression, "compression", "zstd", "Parquet compression: zstd or snappy")
 		fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+		fs.Var(&f.notify, "notify", notifyUsage)
 	})
 	if err != nil {
 		return err
@@ -83,12 +93,89 @@ func resolveDates(f batchFlags, now time.Time) (from, to string, err error) {
 	return f.from, f.to, nil
 }
 
-// runBatch runs the batch job and prints its summary and schema-change report.
+// batchUsageOrder is the order of the per-tenant counts in the summary.
+var batchUsageOrder = []string{"staged_read", "lake_rows", "duplicates"}
+
+// runBatch runs the batch job and prints its summary and schema-change
+// report, then writes the per-tenant usage file and sends the --notify alert.
 func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary, error) {
 	from, to, err := resolveDates(f, time.Now())
 	if err != nil {
 		return nil, usageError(err)
 	}
+	end := jobEnd{job: "batch", run: time.Now().UTC().Format("20060102T150405Z"), started: time.Now(),
+		archive: f.archive, lake: f.lake, notify: f.notify, order: batchUsageOrder}
+	var days []lakebuild.Day
+	sum, err := runBatchJob(ctx, f, from, to, end.run, &days, out)
+	if runners.Name(runners.Bounded) == "dot" || (err == nil && len(days) == 0) {
+		return sum, err
+	}
+	end.sum, end.err = sum, err
+	if sum != nil {
+		end.extra = func(r *usagefile.Report) { addLakeRows(ctx, r, f.lake, end.run, days) }
+	}
+	finishJob(ctx, out, end)
+	return sum, err
+}
+
+// addLakeRows fills in lake rows per tenant from the manifests this run
+// wrote, where the pipeline did not count them per tenant (counters
+// "tenant.<id>.batch.lake_rows"). It lists the lake's manifests once.
+func addLakeRows(ctx context.Context, r *usagefile.Report, lakeRoot, run string, days []lakebuild.Day) {
+	for _, stages := range r.Tenants {
+		if s := stages["batch"]; s != nil {
+			if _, ok := s.Counts["lake_rows"]; ok {
+				return // counted by the pipeline
+			}
+		}
+	}
+	st, err := blob.Open(ctx, lakeRoot)
+	if err != nil {
+		slog.Warn("usage: lake rows per tenant unavailable", "err", redact.Error(err))
+		return
+	}
+	objs, err := st.List(ctx, "tenant=")
+	if err != nil {
+		slog.Warn("usage: lake rows per tenant unavailable", "err", redact.Error(err))
+		return
+	}
+	dates := map[string]bool{}
+	for _, d := range days {
+		dates[d.Date] = true
+	}
+	for _, o := range objs {
+		dir, name := path.Split(o.Path)
+		if name != lakebuild.ManifestName {
+			continue
+		}
+		d, ok := strings.CutPrefix(path.Base(strings.TrimSuffix(dir, "/")), "date=")
+		if !ok || !dates[d] {
+			continue
+		}
+		rc, err := st.Open(ctx, o.Path)
+		if err != nil {
+			slog.Warn("usage: manifest unreadable", "path", st.URL(o.Path), "err", redact.Error(err))
+			continue
+		}
+		var m lakebuild.Manifest
+		err = json.NewDecoder(rc).Decode(&m)
+		rc.Close()
+		if err != nil || m.Run != run {
+			continue
+		}
+		if r.Tenants[m.Tenant] == nil {
+			r.Tenants[m.Tenant] = map[string]*usagefile.Stage{}
+		}
+		s := r.Tenants[m.Tenant]["batch"]
+		if s == nil {
+			s = &usagefile.Stage{Counts: map[string]int64{}}
+			r.Tenants[m.Tenant]["batch"] = s
+		}
+		s.Counts["lake_rows"] += m.Rows
+	}
+}
+
+func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOut *[]lakebuild.Day, out io.Writer) (metrics.Summary, error) {
 	store, err := schema.OpenStore(ctx, f.schemas)
 	if err != nil {
 		return nil, err
@@ -101,12 +188,12 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 	if err != nil {
 		return nil, err
 	}
+	*daysOut = days
 	rng := fmt.Sprintf("%s .. %s", orAll(from, "oldest"), orAll(to, "newest"))
 	if len(days) == 0 {
-		fmt.Fprintf(out, "fineo batch: no staged events in %s under %s; nothing to do\n", rng, f.archive)
+		fmt.Fprintf(out, "fineo batch: no staged events in %s under %s; nothing to do\n", rng, redact.URL(f.archive))
 		return metrics.Summary{}, nil
 	}
-	run := time.Now().UTC().Format("20060102T150405Z")
 	cfg := pipelines.BatchConfig{
 		Archive: f.archive, Lake: f.lake, Backup: f.backup, Tenants: tenants, Days: days, Run: run, Quiet: f.quiet,
 	}
@@ -118,9 +205,12 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 		files += len(d.Files)
 	}
 	fmt.Fprintf(out, "fineo batch: %d day(s) (%s), %d staged file(s) → lake %s, runner %s\n",
-		len(days), rng, files, f.lake, runners.Name(runners.Bounded))
+		len(days), rng, files, redact.URL(f.lake), runners.Name(runners.Bounded))
+	stop := startProgress(f.quiet, "batch", progress.Totals{Days: int64(len(days))},
+		map[string]progress.Field{pipelines.DaysDone: progress.Days, pipelines.StagedRead: progress.Events})
 	start := time.Now()
 	pr, err := runners.Run(ctx, runners.Bounded, p)
+	stop()
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
@@ -142,7 +232,7 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 		return sum, err
 	}
 	if n := sum[metrics.ProcessingWritten]; n > 0 {
-		return sum, &exitError{code: 3, err: fmt.Errorf("%d processing error(s) (unreadable staged files or unbound events): see %s/errors/processing/", n, f.archive)}
+		return sum, &exitError{code: 3, err: fmt.Errorf("%d processing error(s) (unreadable staged files or unbound events): see %s/errors/processing/", n, redact.URL(f.archive))}
 	}
 	return sum, nil
 }

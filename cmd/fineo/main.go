@@ -5,18 +5,28 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/logging"
+	"github.com/fineo-io/ingest/ops/notify"
+	"github.com/fineo-io/ingest/ops/progress"
+	"github.com/fineo-io/ingest/ops/redact"
+	usagefile "github.com/fineo-io/ingest/ops/usage"
 )
 
 const usage = `fineo — IoT events from ingest to SQL with no hand-built ETL.
@@ -34,6 +44,8 @@ Usage:
   fineo schema suggest --report FILE --schemas DIR [--out DIR]
   fineo help
 
+ingest and batch also take --quiet, --notify URL (repeatable), and every job
+--log-level and --log-format text|json.
 Beam's runner flags (--runner, --endpoint, --environment_type, ...) apply to
 ingest, batch and demo. Run "fineo COMMAND --help" for a command's flags.
 `
@@ -111,7 +123,9 @@ func run(args []string) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "fineo %s: %v\n", cmd, err)
+	// Credentials never reach the terminal: locations in errors may carry
+	// userinfo or signed queries.
+	fmt.Fprintf(os.Stderr, "fineo %s: %s\n", cmd, redact.String(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -134,15 +148,22 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 	own := flag.NewFlagSet("fineo "+name, flag.ContinueOnError)
 	define(own)
 	logLevel := own.String("log-level", "warn", "log level of the runner's and Fineo's logs: debug|info|warn|error")
+	logFormat := own.String("log-format", "text", "format of the runner's and Fineo's logs on stderr (log/slog): text|json")
 	cpuProfile := own.String("cpuprofile", "", "write a CPU profile (pprof) of the job to this file")
 	fs := flag.CommandLine
 	fs.Init("fineo "+name, flag.ContinueOnError)
+	fs.SetOutput(redactWriter{os.Stderr}) // the flag package echoes bad values
 	own.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of fineo %s:\n", name)
 		own.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nBeam runner flags are accepted too: --runner (direct|prism|universal|flink|spark|dataflow),\n"+
 			"--endpoint, --environment_type, --environment_config, --worker_binary, ... (see README, Runners).\n")
+	}
+	// Credentials inside locations (userinfo, signed queries) are redacted
+	// from every later line, in whatever form a library echoes them.
+	for _, a := range args {
+		redact.AddLocation(a)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -153,11 +174,10 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 	if fs.NArg() > 0 {
 		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageError(fmt.Errorf("--log-level: %v", err))
+	lc, err := logging.Parse(*logLevel, *logFormat) // beam.Init sets up slog with them
+	if err != nil {
+		return usageError(err)
 	}
-	beamlog.LogLevel = strings.ToLower(*logLevel) // beam.Init sets up slog with it
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -169,5 +189,164 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 		atExit = append(atExit, func() { pprof.StopCPUProfile(); f.Close() })
 	}
 	beam.Init()
+	// beam.Init installed Beam's slog handler; replace it with the same
+	// format and level, redacted. Beam's log package and the standard log
+	// package both write through slog's default.
+	logCfg = lc
+	logCfg.Install(os.Stderr)
 	return nil
 }
+
+// logCfg is the parsed --log-level/--log-format of this process.
+var logCfg = logging.Config{Level: slog.LevelWarn, Format: logging.Text}
+
+// redactWriter redacts what is written through it (whole lines at a time,
+// as the flag package writes them).
+type redactWriter struct{ w *os.File }
+
+func (r redactWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(r.w, redact.String(string(b))); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// notifyFlag is the repeatable --notify flag.
+type notifyFlag []notify.Target
+
+func (n *notifyFlag) String() string {
+	if n == nil {
+		return ""
+	}
+	s := make([]string, len(*n))
+	for i, t := range *n {
+		s[i] = t.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (n *notifyFlag) Set(v string) error {
+	redact.AddLocation(v)
+	t, err := notify.Parse(v)
+	if err != nil {
+		return err
+	}
+	*n = append(*n, t)
+	return nil
+}
+
+const notifyUsage = "send one alert per run with customer or processing errors (repeatable): https://..., http://127.0.0.1:PORT/... or sns://arn:aws:sns:REGION:ACCOUNT:TOPIC"
+
+// newRunID names a run: UTC time to the second plus 6 random hex digits, so
+// two runs in the same second get different usage files.
+func newRunID(now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// startProgress starts the progress line on stderr (unless quiet) and feeds
+// it from the Fineo counters DoFns increment in this process. The returned
+// func stops it.
+func startProgress(quiet bool, job string, t progress.Totals, fields map[string]progress.Field) func() {
+	if quiet {
+		return func() {}
+	}
+	progress.Start(os.Stderr, job, t, logCfg.Format == logging.JSON)
+	metrics.SetObserver(func(name string, n int64) {
+		if f, ok := fields[name]; ok {
+			progress.Add(f, n)
+		}
+	})
+	return func() {
+		metrics.SetObserver(nil)
+		progress.Stop()
+	}
+}
+
+// jobEnd is what finishJob needs about a finished (or failed) bounded job.
+type jobEnd struct {
+	job, run string
+	started  time.Time
+	archive  string // where errors and the usage file go
+	lake     string
+	sum      metrics.Summary // nil when the job did not run to the end
+	err      error           // the job's error, if any
+	notify   []notify.Target
+	order    []string // the per-tenant counts to print first
+	// extra adds to the usage report before it is written (batch: lake rows per tenant).
+	extra func(r *usagefile.Report)
+}
+
+// finishJob writes and prints the per-tenant usage and sends the alert.
+// Neither changes the job's exit code: failures are logged (redacted).
+func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
+	r := &usagefile.Report{Version: 1, Job: e.job, Run: e.run, Started: e.started.UTC(), Finished: time.Now().UTC(),
+		Archive: redact.URL(e.archive), Tenants: map[string]map[string]*usagefile.Stage{}, Totals: map[string]int64{}}
+	if e.lake != "" {
+		r.Lake = redact.URL(e.lake)
+	}
+	if e.sum != nil {
+		r.Tenants, r.Totals = usagefile.FromSummary(e.sum)
+		if e.extra != nil {
+			e.extra(r)
+		}
+	}
+	var ee *exitError
+	customer := e.sum[metrics.CustomerWritten]
+	processing := e.sum[metrics.ProcessingWritten]
+	switch {
+	case e.err != nil && !(errors.As(e.err, &ee) && ee.code == 3):
+		r.Status = "failed"
+	case processing > 0:
+		r.Status = "processing_errors"
+	case customer > 0:
+		r.Status = "customer_errors"
+	default:
+		r.Status = "ok"
+	}
+	var usageURL string
+	if e.sum != nil && e.archive != "" {
+		r.Print(out, e.order)
+		loc, err := usagefile.Write(ctx, e.archive, r)
+		if err != nil {
+			slog.Error("usage file not written", "job", e.job, "run", e.run, "err", redact.Error(err))
+			fmt.Fprintf(out, "usage: NOT written: %s\n", redact.String(err.Error()))
+		} else {
+			usageURL = redact.URL(loc)
+			fmt.Fprintf(out, "usage: %s\n", usageURL)
+		}
+	}
+	if r.Status == "ok" || len(e.notify) == 0 {
+		return
+	}
+	n := &notify.Notification{
+		Version: 1, ID: e.job + "-" + e.run, Job: e.job, Run: e.run, Status: r.Status, Time: r.Finished,
+		Tenants: map[string]notify.TenantErrors{}, Usage: usageURL,
+		ErrorArchive: notify.ErrorArchive{
+			Customer:   redact.URL(strings.TrimSuffix(e.archive, "/") + "/errors/customer/"),
+			Processing: redact.URL(strings.TrimSuffix(e.archive, "/") + "/errors/processing/"),
+		},
+		ProcessingErrors: notify.Processing{Count: processing, Kinds: r.ProcessingErrors()},
+	}
+	for t, kinds := range r.CustomerErrors() {
+		te := notify.TenantErrors{Kinds: kinds}
+		for _, c := range kinds {
+			te.Events += c
+		}
+		n.Tenants[t] = te
+	}
+	if r.Status == "failed" {
+		n.ProcessingErrors.Failure = redact.String(e.err.Error())
+	}
+	// The alert is sent even when the job's context was cancelled (SIGTERM):
+	// give it its own bounded time.
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if errs := notifySender.Send(nctx, e.notify, n); len(errs) > 0 {
+		fmt.Fprintf(os.Stderr, "fineo %s: %d notification(s) failed (the job's result is unchanged): %s\n", e.job, len(errs), redact.String(errors.Join(errs...).Error()))
+	}
+}
+
+// notifySender sends --notify alerts; tests may shorten its backoff.
+var notifySender = &notify.Sender{}

@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -24,6 +26,8 @@ import (
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/progress"
+	"github.com/fineo-io/ingest/ops/redact"
 	"github.com/fineo-io/ingest/records"
 )
 
@@ -45,6 +49,11 @@ func init() {
 type Options struct {
 	ChunkBytes int
 	MaxLine    int
+	// Progress enables progress reports: in the launching process (where
+	// progress.Start runs) the reader feeds the progress line on stderr
+	// with files and input bytes done; in a remote worker, which has no
+	// terminal, it logs one info line per file instead.
+	Progress bool
 }
 
 // Read reads every file in files (locations from blob.ExpandInput) into
@@ -59,22 +68,44 @@ func Read(s beam.Scope, files []string, opts Options) (chunks, errs beam.PCollec
 	}
 	names := beam.CreateList(s, files)
 	names = beam.Reshuffle(s, names)
-	return beam.ParDo2(s, &readFn{ChunkBytes: opts.ChunkBytes, MaxLine: opts.MaxLine}, names)
+	return beam.ParDo2(s, &readFn{ChunkBytes: opts.ChunkBytes, MaxLine: opts.MaxLine, Progress: opts.Progress}, names)
 }
 
 type readFn struct {
 	ChunkBytes int
 	MaxLine    int
+	Progress   bool
 }
 
 func (f *readFn) ProcessElement(ctx context.Context, file string, emit func(records.Chunk), emitErr func(string, archive.Block)) {
 	metrics.Counter(metrics.FilesIn).Inc(ctx, 1)
-	line, err := ReadFile(ctx, file, Options{ChunkBytes: f.ChunkBytes, MaxLine: f.MaxLine}, func(c records.Chunk) error {
+	start := time.Now()
+	var raw atomic.Int64 // input bytes consumed (compressed, for gzip files)
+	var onRaw func(int)
+	local := f.Progress && progress.Running()
+	if f.Progress {
+		onRaw = func(n int) {
+			raw.Add(int64(n))
+			if local {
+				progress.Add(progress.Bytes, int64(n))
+			}
+		}
+	}
+	var lines int64
+	line, err := readFile(ctx, file, Options{ChunkBytes: f.ChunkBytes, MaxLine: f.MaxLine}, func(c records.Chunk) error {
 		metrics.Counter(metrics.RecordsIn).Inc(ctx, c.Lines)
 		metrics.Counter(metrics.BytesIn).Inc(ctx, int64(len(c.Data)))
+		lines += c.Lines
 		emit(c)
 		return nil
-	})
+	}, onRaw)
+	switch {
+	case local:
+		progress.Add(progress.Files, 1)
+	case f.Progress:
+		slog.Info("jsonlio: input file done", "file", redact.URL(file), "lines", lines, "bytes", raw.Load(),
+			"took", time.Since(start).Round(time.Millisecond).String(), "failed", err != nil)
+	}
 	if err == nil {
 		return
 	}
@@ -84,19 +115,26 @@ func (f *readFn) ProcessElement(ctx context.Context, file string, emit func(reco
 	e := &records.Error{
 		Kind:    records.ReadFailed,
 		Stage:   "read",
-		Message: fmt.Sprintf("reading %s stopped at line %d: %v", file, line, err),
-		Source:  records.Lineage{File: file, Line: line},
+		Message: redact.String(fmt.Sprintf("reading %s stopped at line %d: %v", file, line, err)),
+		Source:  records.Lineage{File: redact.URL(file), Line: line},
 		Time:    now,
 		Events:  1,
 	}
 	metrics.Counter(metrics.EventsIn).Inc(ctx, 1)
 	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, 1)
+	metrics.TenantCounter(metrics.UnknownTenant, "read", metrics.ProcessingErrorPfx+records.ReadFailed.String()).Inc(ctx, 1)
 	emitErr(archive.ErrorPartition(records.Processing, now), archive.Block{Count: 1, Data: archive.AppendErrorJSON(nil, e)})
 }
 
 // ReadFile reads one file into chunks, calling fn for each. On failure it
 // returns the 1-based number of the line where reading stopped.
 func ReadFile(ctx context.Context, file string, opts Options, fn func(records.Chunk) error) (int64, error) {
+	return readFile(ctx, file, opts, fn, nil)
+}
+
+// readFile is ReadFile; onRaw, if not nil, is told how many bytes of the
+// stored file (before gzip decompression) were consumed, as they are.
+func readFile(ctx context.Context, file string, opts Options, fn func(records.Chunk) error, onRaw func(int)) (int64, error) {
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = DefaultChunkBytes
 	}
@@ -108,7 +146,11 @@ func ReadFile(ctx context.Context, file string, opts Options, fn func(records.Ch
 		return 0, err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
+	var src io.Reader = rc
+	if onRaw != nil {
+		src = &countingReader{r: rc, n: onRaw}
+	}
+	br := bufio.NewReaderSize(src, 256<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -191,4 +233,17 @@ func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chu
 			return line, flush()
 		}
 	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n func(int)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n(n)
+	}
+	return n, err
 }

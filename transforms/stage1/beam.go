@@ -64,6 +64,9 @@ func (f *chunkFn) Setup() error {
 	}
 	f.p = p
 	f.out = newBlockOutput()
+	for _, t := range tenants {
+		f.out.known[t.Tenant] = true
+	}
 	return nil
 }
 
@@ -79,6 +82,7 @@ func (f *chunkFn) ProcessElement(ctx context.Context, c records.Chunk, emitStage
 			o := over[0]
 			over = over[1:]
 			src.Line = line
+			f.out.record(o.Size)
 			f.p.Stats.Records++
 			f.p.Stats.Events++
 			f.p.Stats.Errors++
@@ -104,11 +108,15 @@ func (f *chunkFn) ProcessElement(ctx context.Context, c records.Chunk, emitStage
 			metrics.Counter("blank_lines").Inc(ctx, 1)
 			continue
 		}
+		f.out.cur = ""
 		f.p.Process(rec, src, f.out)
+		f.out.record(int64(len(rec)))
 	}
 	if err := f.out.flush(emitStaged, emitErr); err != nil {
+		clear(f.out.usage)
 		return err
 	}
+	f.out.countTenants(ctx)
 	d := f.p.Stats
 	metrics.Counter(metrics.EventsIn).Inc(ctx, d.Events-before.Events)
 	metrics.Counter(metrics.Staged).Inc(ctx, d.Staged-before.Staged)
@@ -118,18 +126,83 @@ func (f *chunkFn) ProcessElement(ctx context.Context, c records.Chunk, emitStage
 	return nil
 }
 
-// blockOutput collects a chunk's output into encoded blocks per partition.
+// blockOutput collects a chunk's output into encoded blocks per partition,
+// and what each tenant sent (per-tenant usage counters).
 type blockOutput struct {
 	staged map[string]*archive.Block
 	errs   map[string]*archive.Block
 	err    error
+
+	known map[string]bool         // tenants of the schema snapshot
+	usage map[string]*tenantUsage // by tenant (or metrics.UnknownTenant)
+	cur   string                  // tenant of the record being processed
+}
+
+// tenantUsage is one tenant's share of a chunk.
+type tenantUsage struct {
+	records, bytes, events, staged int64
+	errs                           map[string]int64 // "customer_error.<kind>" or "processing_error.<kind>" → events
 }
 
 func newBlockOutput() *blockOutput {
-	return &blockOutput{staged: map[string]*archive.Block{}, errs: map[string]*archive.Block{}}
+	return &blockOutput{staged: map[string]*archive.Block{}, errs: map[string]*archive.Block{},
+		known: map[string]bool{}, usage: map[string]*tenantUsage{}}
+}
+
+// tenant returns the usage entry of a tenant id as found in output. Only
+// tenants of the snapshot get their own counters: an unknown_tenant error
+// names whatever the envelope claimed, which must not create counters.
+func (o *blockOutput) tenant(id string) *tenantUsage {
+	if !o.known[id] {
+		id = metrics.UnknownTenant
+	}
+	if o.cur == "" || o.cur == metrics.UnknownTenant {
+		o.cur = id
+	}
+	u := o.usage[id]
+	if u == nil {
+		u = &tenantUsage{errs: map[string]int64{}}
+		o.usage[id] = u
+	}
+	return u
+}
+
+// record counts one raw record of size bytes for the tenant its outputs
+// named (unknown when none did).
+func (o *blockOutput) record(size int64) {
+	id := o.cur
+	if id == "" {
+		id = metrics.UnknownTenant
+	}
+	u := o.tenant(id)
+	u.records++
+	u.bytes += size
+	o.cur = ""
+}
+
+// countTenants adds the chunk's per-tenant usage to the tenant counters.
+func (o *blockOutput) countTenants(ctx context.Context) {
+	for id, u := range o.usage {
+		inc := func(name string, n int64) {
+			if n != 0 {
+				metrics.TenantCounter(id, StageName, name).Inc(ctx, n)
+			}
+		}
+		inc("records", u.records)
+		inc("raw_bytes", u.bytes)
+		inc("events", u.events)
+		inc("staged", u.staged)
+		for k, n := range u.errs {
+			inc(k, n)
+		}
+	}
+	clear(o.usage)
 }
 
 func (o *blockOutput) Staged(ev *records.Event) {
+	u := o.tenant(ev.Tenant)
+	u.events++
+	u.staged++
 	key := archive.StagedPartition(ev.Timestamp)
 	b := o.staged[key]
 	if b == nil {
@@ -146,6 +219,13 @@ func (o *blockOutput) Staged(ev *records.Event) {
 }
 
 func (o *blockOutput) Error(e *records.Error) {
+	u := o.tenant(e.Tenant)
+	u.events += int64(e.Events)
+	pfx := metrics.CustomerErrorPfx
+	if e.Class() == records.Processing {
+		pfx = metrics.ProcessingErrorPfx
+	}
+	u.errs[pfx+e.Kind.String()] += int64(e.Events)
 	key := archive.ErrorPartition(e.Class(), e.Time)
 	b := o.errs[key]
 	if b == nil {
