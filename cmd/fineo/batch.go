@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,13 +51,8 @@ func cmdBatch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case f.archive == "":
-		return usageError(errors.New("--archive is required"))
-	case f.lake == "":
-		return usageError(errors.New("--lake is required"))
-	case f.schemas == "":
-		return usageError(errors.New("--schemas is required"))
+	if err := requireFlags("archive", f.archive, "lake", f.lake, "schemas", f.schemas); err != nil {
+		return err
 	}
 	_, err = runBatch(ctx, f, os.Stdout)
 	return err

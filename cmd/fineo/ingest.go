@@ -43,13 +43,8 @@ func cmdIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case f.input == "":
-		return usageError(errors.New("--input is required"))
-	case f.schemas == "":
-		return usageError(errors.New("--schemas is required"))
-	case f.archive == "":
-		return usageError(errors.New("--archive is required"))
+	if err := requireFlags("input", f.input, "schemas", f.schemas, "archive", f.archive); err != nil {
+		return err
 	}
 	_, err = runIngest(ctx, f, os.Stdout)
 	return err

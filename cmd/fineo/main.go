@@ -58,6 +58,17 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// requireFlags returns a usage error naming the first of the (name,
+// value) pairs whose value is empty.
+func requireFlags(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			return usageError(fmt.Errorf("--%s is required", pairs[i]))
+		}
+	}
+	return nil
+}
+
 // usageError marks a command-line mistake: exit code 2.
 func usageError(err error) error { return &exitError{code: 2, err: err} }
 

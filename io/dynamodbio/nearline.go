@@ -31,6 +31,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fineo-io/ingest/internal/awsconf"
+	"github.com/fineo-io/ingest/internal/backoff"
 	"github.com/fineo-io/ingest/records"
 )
 
@@ -232,15 +233,21 @@ func sourceValue(l records.Lineage) map[string]types.AttributeValue {
 func EventFromItem(item map[string]types.AttributeValue) (*records.Event, error) {
 	ev := &records.Event{}
 	var err error
-	str := func(name string, dst *string, required bool) {
+	// lookup returns the attribute, or nil when it is absent (an error
+	// when required) or an earlier attribute failed.
+	lookup := func(name string, required bool) types.AttributeValue {
 		if err != nil {
-			return
+			return nil
 		}
 		av, ok := item[name]
-		if !ok {
-			if required {
-				err = fmt.Errorf("dynamodbio: item has no %q attribute", name)
-			}
+		if !ok && required {
+			err = fmt.Errorf("dynamodbio: item has no %q attribute", name)
+		}
+		return av
+	}
+	str := func(name string, dst *string, required bool) {
+		av := lookup(name, required)
+		if av == nil {
 			return
 		}
 		v, ok := av.(*types.AttributeValueMemberS)
@@ -251,14 +258,8 @@ func EventFromItem(item map[string]types.AttributeValue) (*records.Event, error)
 		*dst = v.Value
 	}
 	num := func(name string, dst *int64, required bool) {
-		if err != nil {
-			return
-		}
-		av, ok := item[name]
-		if !ok {
-			if required {
-				err = fmt.Errorf("dynamodbio: item has no %q attribute", name)
-			}
+		av := lookup(name, required)
+		if av == nil {
 			return
 		}
 		v, ok := av.(*types.AttributeValueMemberN)
@@ -570,7 +571,7 @@ func waitActive(ctx context.Context, api API, table string) (*types.TableDescrip
 		case out.Table != nil && out.Table.TableStatus != types.TableStatusCreating && out.Table.TableStatus != types.TableStatusUpdating:
 			return nil, fmt.Errorf("dynamodbio: table %s is %s", table, out.Table.TableStatus)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := backoff.Sleep(ctx, delay); err != nil {
 			return nil, fmt.Errorf("dynamodbio: waiting for table %s to be ACTIVE: %w", table, err)
 		}
 		delay = min(delay*2, 2*time.Second)
@@ -591,20 +592,6 @@ func errorCode(err error) string {
 		return ae.ErrorCode()
 	}
 	return ""
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Query calls fn with every event of tenant and metric whose time is in

@@ -668,7 +668,7 @@ func TestBackoff(t *testing.T) {
 		}
 		for range 50 {
 			if d := o.backoff(n); d < 0 || d > cap {
-				t.Fatalf("backoff(%d) = %v, want in [0, %v]", n, d, cap)
+				t.Fatalf("backoff.FullJitter(%d) = %v, want in [0, %v]", n, d, cap)
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/fineo-io/ingest/internal/backoff"
 )
 
 // MaxBatch is the most items one BatchWriteItem call may carry.
@@ -55,12 +56,7 @@ func (o WriterOptions) withDefaults() WriterOptions {
 
 // backoff returns the delay before retry n (n ≥ 1).
 func (o WriterOptions) backoff(n int) time.Duration {
-	d := o.BaseDelay
-	for i := 1; i < n && d < o.MaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, o.MaxDelay)
-	return rand.N(d + 1)
+	return backoff.FullJitter(o.BaseDelay, o.MaxDelay, n)
 }
 
 // WriteStats counts what WriteItems did. For every call:
@@ -239,7 +235,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []types.WriteRequest) e
 			return nil
 		}
 		if attempt > 1 {
-			if err := sleep(ctx, w.o.backoff(attempt-1)); err != nil {
+			if err := backoff.Sleep(ctx, w.o.backoff(attempt-1)); err != nil {
 				w.failAll(pending, err)
 				return fmt.Errorf("dynamodbio: write to %s: %w", w.table, err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fineo-io/ingest/internal/awsconf"
+	"github.com/fineo-io/ingest/internal/backoff"
 )
 
 // API is the part of the Kinesis client this package uses.
@@ -69,38 +69,10 @@ func WaitActive(ctx context.Context, api API, stream string) error {
 				return fmt.Errorf("kinesisio: stream %s is being deleted", stream)
 			}
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := backoff.Sleep(ctx, delay); err != nil {
 			return fmt.Errorf("kinesisio: waiting for stream %s to be ACTIVE: %w", stream, err)
 		}
 		delay = min(delay*2, 2*time.Second)
-	}
-}
-
-// backoff returns the delay before retry n (n ≥ 1): a uniformly random
-// delay in [0, min(maxDelay, base·2^(n-1))] ("full jitter").
-func backoff(base, maxDelay time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

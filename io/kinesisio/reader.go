@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/fineo-io/ingest/internal/backoff"
 )
 
 // PositionKind says how a Position is anchored in a shard.
@@ -170,7 +172,7 @@ type ShardReader struct {
 func NewShardReader(api API, stream, shardID string, start Position, o ReaderOptions) *ShardReader {
 	return &ShardReader{
 		api: api, stream: stream, shard: shardID, o: o.withDefaults(), pos: start,
-		now: time.Now, sleep: sleep,
+		now: time.Now, sleep: backoff.Sleep,
 	}
 }
 
@@ -216,7 +218,7 @@ func (r *ShardReader) Next(ctx context.Context) (Page, error) {
 		if !wait {
 			return ctx.Err()
 		}
-		if err := r.sleep(ctx, backoff(r.o.BaseDelay, r.o.MaxDelay, failures)); err != nil {
+		if err := r.sleep(ctx, backoff.FullJitter(r.o.BaseDelay, r.o.MaxDelay, failures)); err != nil {
 			return fmt.Errorf("kinesisio: read %s/%s: %w", r.stream, r.shard, err)
 		}
 		return nil

@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/fineo-io/ingest/internal/backoff"
 )
 
 // Shard is one shard of a stream as ListShards reports it.
@@ -44,7 +46,7 @@ func ListShards(ctx context.Context, api API, stream string) ([]Shard, error) {
 			if c := classify(err); (c != errThrottle && c != errRetry) || attempt >= 8 {
 				return nil, fmt.Errorf("kinesisio: list shards of %s: %w", stream, err)
 			}
-			if err := sleep(ctx, backoff(50*time.Millisecond, 2*time.Second, attempt)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.FullJitter(50*time.Millisecond, 2*time.Second, attempt)); err != nil {
 				return nil, fmt.Errorf("kinesisio: list shards of %s: %w", stream, err)
 			}
 		}

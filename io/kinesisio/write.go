@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/fineo-io/ingest/internal/backoff"
 )
 
 // Limits of the Kinesis PutRecords API.
@@ -71,7 +73,7 @@ func (o WriterOptions) withDefaults() WriterOptions {
 		o.MaxDelay = o.BaseDelay
 	}
 	if o.sleep == nil {
-		o.sleep = sleep
+		o.sleep = backoff.Sleep
 	}
 	return o
 }
@@ -193,7 +195,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []entry) error {
 			return nil
 		}
 		if attempt > 1 {
-			if err := w.o.sleep(ctx, backoff(w.o.BaseDelay, w.o.MaxDelay, attempt-1)); err != nil {
+			if err := w.o.sleep(ctx, backoff.FullJitter(w.o.BaseDelay, w.o.MaxDelay, attempt-1)); err != nil {
 				return w.stop(pending, err)
 			}
 			w.stats.Retries++
