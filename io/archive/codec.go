@@ -250,9 +250,22 @@ func DecodeBlock(b Block, fn func(*records.Event) error) error {
 // with the direct decoder when the file's schema is StagedSchema and
 // goavro's generic reader otherwise (files written by other tools).
 func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
+	direct, err := readOCF(data, StagedSchema, func(count int64, block []byte) error {
+		return DecodeBlock(Block{Count: count, Data: block}, fn)
+	})
+	if err == nil && !direct {
+		return ReadStaged(bytes.NewReader(data), fn)
+	}
+	return err
+}
+
+// readOCF walks the blocks of an Avro container file held in memory,
+// decompressed, if the file's schema is schema; otherwise it returns false
+// and reads nothing.
+func readOCF(data []byte, schema string, fn func(count int64, block []byte) error) (bool, error) {
 	d := decoder{b: data}
 	if len(data) < 4 || string(data[:4]) != "Obj\x01" {
-		return errors.New("archive: not an Avro container (bad magic)")
+		return false, errors.New("archive: not an Avro container (bad magic)")
 	}
 	d.b = d.b[4:]
 	meta := map[string][]byte{}
@@ -263,10 +276,10 @@ func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
 		}
 	}
 	if d.err != nil || len(d.b) < 16 {
-		return fmt.Errorf("archive: not an Avro container: bad header")
+		return false, fmt.Errorf("archive: not an Avro container: bad header")
 	}
-	if string(meta["avro.schema"]) != StagedSchema {
-		return ReadStaged(bytes.NewReader(data), fn)
+	if string(meta["avro.schema"]) != schema {
+		return false, nil
 	}
 	codec := string(meta["avro.codec"])
 	sync := d.b[:16]
@@ -276,18 +289,18 @@ func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
 		count := d.long()
 		block := d.bytes()
 		if d.err != nil || count < 0 || len(d.b) < 16 || !bytes.Equal(d.b[:16], sync) {
-			return fmt.Errorf("archive: corrupt Avro block")
+			return true, fmt.Errorf("archive: corrupt Avro block")
 		}
 		d.b = d.b[16:]
 		var err error
 		if buf, err = decompress(codec, block, buf[:0]); err != nil {
-			return err
+			return true, err
 		}
-		if err := DecodeBlock(Block{Count: count, Data: buf}, fn); err != nil {
-			return err
+		if err := fn(count, buf); err != nil {
+			return true, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func decompress(codec string, block, dst []byte) ([]byte, error) {

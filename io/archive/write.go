@@ -196,12 +196,17 @@ func FileName(ext string) string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString() + ext
 }
 
-func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) (err error) {
-	ext := ".avro"
-	if f.Format != "avro" {
-		ext = ".jsonl.gz"
+func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) error {
+	if f.Format == "avro" {
+		return WriteAvroFile(ctx, f.store, part+"/"+FileName(".avro"), StagedSchema, blocks)
 	}
-	w, err := f.store.Create(ctx, part+"/"+FileName(ext))
+	return WriteJSONLFile(ctx, f.store, part+"/"+FileName(".jsonl.gz"), blocks)
+}
+
+// WriteAvroFile writes blocks of records Avro-encoded with schema as one
+// Avro container file at path: committed whole, or not at all.
+func WriteAvroFile(ctx context.Context, st blob.Store, path, schema string, blocks []Block) (err error) {
+	w, err := st.Create(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -210,18 +215,30 @@ func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) (e
 			w.Abort()
 		}
 	}()
-	if f.Format == "avro" {
-		o, err := newOCFWriter(w, StagedSchema)
-		if err != nil {
+	o, err := newOCFWriter(w, schema)
+	if err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		if err := o.writeBlock(b.Count, b.Data); err != nil {
 			return err
 		}
-		for _, b := range blocks {
-			if err := o.writeBlock(b.Count, b.Data); err != nil {
-				return err
-			}
-		}
-		return w.Commit()
 	}
+	return w.Commit()
+}
+
+// WriteJSONLFile writes blocks of JSON lines as one gzip file at path:
+// committed whole, or not at all.
+func WriteJSONLFile(ctx context.Context, st blob.Store, path string, blocks []Block) (err error) {
+	w, err := st.Create(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
 	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	for _, b := range blocks {
 		if _, err := zw.Write(b.Data); err != nil {
@@ -237,6 +254,15 @@ func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) (e
 type failedFn struct{}
 
 func (failedFn) ProcessElement(ctx context.Context, fb FailedBlock, emit func(string, Block)) {
+	out := FailedToErrors(fb)
+	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, out.Count)
+	emit(ErrorPartition(records.Processing, time.Now()), out)
+}
+
+// FailedToErrors turns a block of staged events that could not be
+// archived into processing-error records (write_failed, each event kept as
+// JSON), one per event.
+func FailedToErrors(fb FailedBlock) Block {
 	now := time.Now().UTC()
 	out := Block{}
 	n := 0
@@ -261,8 +287,7 @@ func (failedFn) ProcessElement(ctx context.Context, fb FailedBlock, emit func(st
 			out.Count++
 		}
 	}
-	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, out.Count)
-	emit(ErrorPartition(records.Processing, now), out)
+	return out
 }
 
 // EventJSON renders a staged event as one JSON object (for error records,

@@ -63,43 +63,57 @@ func (f *writeFn) Setup(ctx context.Context) error {
 }
 
 func (f *writeFn) ProcessElement(ctx context.Context, _ string, b archive.Block, emitErr func(string, archive.Block)) error {
+	failed, err := WriteBlock(ctx, f.api, f.Table, b, f.Items, f.Writer)
+	if failed.Count > 0 {
+		emitErr(archive.ErrorPartition(records.Processing, time.Now()), failed)
+	}
+	if err != nil && ctx.Err() != nil {
+		return err // cancelled: let the runner retry the bundle
+	}
+	return nil
+}
+
+// WriteBlock writes a block of staged events into the nearline table with
+// WriteItems and adds the nearline counters to ctx's metrics. Items that
+// still fail after the retry budget come back as a block of
+// processing-error records (write_failed, the staged event kept as JSON
+// for replay). A non-nil error means the block was not (fully) decoded, or
+// writing stopped early (ctx cancelled, a fatal error); what was not
+// written is in failed either way.
+func WriteBlock(ctx context.Context, api API, table string, b archive.Block, itemOpts ItemOptions, wo WriterOptions) (failed archive.Block, err error) {
 	items := make([]map[string]types.AttributeValue, 0, b.Count)
 	byKey := make(map[string]*records.Event, b.Count)
 	if err := archive.DecodeBlock(b, func(ev *records.Event) error {
-		item := Item(ev, f.Items)
+		item := Item(ev, itemOpts)
 		items = append(items, item)
 		if k, ok := itemKey(item); ok {
 			byKey[k] = ev
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("stage 2: %w", err)
+		return failed, fmt.Errorf("stage 2: %w", err)
 	}
-	stats, failed, err := WriteItems(ctx, f.api, f.Table, items, f.Writer)
+	stats, failedItems, err := WriteItems(ctx, api, table, items, wo)
 	metrics.Counter(NearlineWritten).Inc(ctx, stats.Written)
 	metrics.Counter(NearlineDuplicates).Inc(ctx, stats.Duplicates)
 	metrics.Counter(NearlineRetries).Inc(ctx, stats.Retries)
 	metrics.Counter(NearlineThrottles).Inc(ctx, stats.Throttles)
-	if len(failed) > 0 {
-		now := time.Now().UTC()
-		var out archive.Block
-		for _, fi := range failed {
-			k, _ := itemKey(fi.Item)
-			ev := byKey[k]
-			e := &records.Error{Kind: records.WriteFailed, Stage: "stage2", Time: now, Events: 1,
-				Message: fmt.Sprintf("writing to nearline table %s failed: %s", f.Table, fi.Reason)}
-			if ev != nil {
-				e.Tenant, e.Source, e.Raw = ev.Tenant, ev.Source, archive.EventJSON(ev)
-			}
-			out.Data = archive.AppendErrorJSON(out.Data, e)
-			out.Count++
+	if len(failedItems) == 0 {
+		return failed, err
+	}
+	now := time.Now().UTC()
+	for _, fi := range failedItems {
+		k, _ := itemKey(fi.Item)
+		ev := byKey[k]
+		e := &records.Error{Kind: records.WriteFailed, Stage: "stage2", Time: now, Events: 1,
+			Message: fmt.Sprintf("writing to nearline table %s failed: %s", table, fi.Reason)}
+		if ev != nil {
+			e.Tenant, e.Source, e.Raw = ev.Tenant, ev.Source, archive.EventJSON(ev)
 		}
-		metrics.Counter(NearlineFailed).Inc(ctx, out.Count)
-		metrics.Counter(metrics.ProcessingErrors).Inc(ctx, out.Count)
-		emitErr(archive.ErrorPartition(records.Processing, now), out)
+		failed.Data = archive.AppendErrorJSON(failed.Data, e)
+		failed.Count++
 	}
-	if err != nil && ctx.Err() != nil {
-		return err // cancelled: let the runner retry the bundle
-	}
-	return nil
+	metrics.Counter(NearlineFailed).Inc(ctx, failed.Count)
+	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, failed.Count)
+	return failed, err
 }

@@ -52,7 +52,23 @@ func init() {
 // Position and ShardClosed, in reader.go.)
 type ShardPage struct {
 	Stream, Shard string
-	Records       []PageRecord
+	// After is the sequence number of the record just before this page in
+	// the shard (the last record of the previous page, or the resume
+	// position); "" when the page starts at the shard's start position
+	// (TRIM_HORIZON, LATEST, AT_TIMESTAMP). Pages chain: a page's After is
+	// its predecessor's last Sequence, so a checkpoint store can tell
+	// whether everything up to a page was committed (see
+	// dynamodbio.Checkpoints).
+	After   string
+	Records []PageRecord
+}
+
+// Last returns the sequence number of the page's last record.
+func (p ShardPage) Last() string {
+	if len(p.Records) == 0 {
+		return p.After
+	}
+	return p.Records[len(p.Records)-1].Sequence
 }
 
 // PageRecord is one Kinesis record of a ShardPage. Stream, Shard and
@@ -696,6 +712,7 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 	deadline := time.Now().Add(maxReadTime)
 	for {
 		before := r.Stats()
+		from := r.Position()
 		page, err := r.Next(ctx)
 		if d := r.Stats().Throttles - before.Throttles; d > 0 {
 			thr.Inc(ctx, d)
@@ -721,6 +738,9 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 		if n > 0 {
 			run.active()
 			out := ShardPage{Stream: f.Stream, Shard: w.Shard, Records: make([]PageRecord, n)}
+			if from.Kind == AfterSequence {
+				out.After = from.Sequence
+			}
 			var size, latest int64
 			for i, rec := range page.Records {
 				ms := rec.ArrivalTime.UnixMilli()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
+	"fmt"
 	"math/big"
 	"os"
 	"sync"
@@ -44,8 +45,10 @@ func init() {
 // fused with the reading SDF, so arrival order is emission order.
 var collected = struct {
 	sync.Mutex
-	m map[string][]seenRecord
-}{m: map[string][]seenRecord{}}
+	m      map[string][]seenRecord
+	last   map[string]string   // run key/shard → last sequence seen
+	broken map[string][]string // run key → pages that do not chain
+}{m: map[string][]seenRecord{}, last: map[string]string{}, broken: map[string][]string{}}
 
 type seenRecord struct {
 	Shard string
@@ -57,6 +60,11 @@ type collectFn struct{ Key string }
 func (f *collectFn) ProcessElement(p ShardPage) {
 	collected.Lock()
 	defer collected.Unlock()
+	// Pages chain: a page starts just after the previous page's last record.
+	if last, ok := collected.last[f.Key+"/"+p.Shard]; ok && p.After != last {
+		collected.broken[f.Key] = append(collected.broken[f.Key], fmt.Sprintf("%s: page after %q follows %q", p.Shard, p.After, last))
+	}
+	collected.last[f.Key+"/"+p.Shard] = p.Last()
 	for _, r := range p.Records {
 		collected.m[f.Key] = append(collected.m[f.Key], seenRecord{Shard: p.Shard, PageRecord: r})
 	}
@@ -97,6 +105,11 @@ func runRead(t *testing.T, cfg ReadConfig, during func(key string), more ...func
 		t.Fatalf("pipeline: %v", err)
 	}
 	t.Logf("pipeline ran %v", time.Since(start).Round(time.Millisecond))
+	collected.Lock()
+	if b := collected.broken[key]; len(b) > 0 {
+		t.Errorf("%d pages do not chain, e.g. %s", len(b), b[0])
+	}
+	collected.Unlock()
 	return collectedOf(key), metrics.FromResult(pr)
 }
 

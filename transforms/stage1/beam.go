@@ -117,12 +117,7 @@ func (f *chunkFn) ProcessElement(ctx context.Context, c records.Chunk, emitStage
 		return err
 	}
 	f.out.countTenants(ctx)
-	d := f.p.Stats
-	metrics.Counter(metrics.EventsIn).Inc(ctx, d.Events-before.Events)
-	metrics.Counter(metrics.Staged).Inc(ctx, d.Staged-before.Staged)
-	metrics.Counter(metrics.CustomerErrors).Inc(ctx, d.Errors-before.Errors)
-	metrics.Counter(metrics.Uncastable).Inc(ctx, d.Uncastable-before.Uncastable)
-	metrics.Counter(metrics.WithUnknown).Inc(ctx, d.WithUnknown-before.WithUnknown)
+	countStats(ctx, before, f.p.Stats)
 	return nil
 }
 

@@ -1,0 +1,271 @@
+package dynamodbio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/fineo-io/ingest/internal/backoff"
+)
+
+// CheckpointAPI is the part of the DynamoDB client the checkpoint table
+// uses. *dynamodb.Client implements it.
+type CheckpointAPI interface {
+	API
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+var _ CheckpointAPI = (*dynamodb.Client)(nil)
+
+// Checkpoint-table attributes (the key is pk = "<consumer>/<stream>", sk = shard id).
+const (
+	attrSeq     = "seq"     // committed: every record up to this sequence number
+	attrPending = "pending" // map: committed ranges not yet joined to seq (after → last)
+	attrVersion = "version" // optimistic concurrency
+	attrUpdated = "updated"
+
+	// startKey stands for "before the shard's first record read": the
+	// After of a page that starts at the shard's start position.
+	startKey = "^"
+	// maxPending bounds the ranges kept per shard; past it the oldest are
+	// forgotten (their records are simply read again after a restart).
+	maxPending = 256
+)
+
+// Checkpoints is a streaming job's durable checkpoint table: per shard of
+// a stream, the sequence number up to which every record has been
+// committed (written to the nearline table and the archive). A restarted
+// job resumes after it (kinesisio.ReadConfig.Resume), so a job that is
+// killed at any moment loses nothing; what it reads again is rewritten to
+// the same keys and file names.
+//
+// Commits may arrive out of order (windows of one shard committed by
+// parallel workers). Each commit names the range of records it covers —
+// from just after the sequence number After to Last, as kinesisio pages
+// chain — and the checkpoint advances only over an unbroken chain of
+// committed ranges; a range committed ahead of a gap waits in the item's
+// pending map until the gap is filled. Updates use optimistic concurrency
+// (a version attribute and a conditional put), so writers never lose each
+// other's commits.
+//
+// One table serves many jobs and streams: the partition key is
+// "<consumer>/<stream>", the sort key the shard id. Consumer names a job
+// (two jobs reading one stream keep separate checkpoints).
+type Checkpoints struct {
+	API      CheckpointAPI
+	Table    string
+	Consumer string
+}
+
+// EnsureCheckpointTable creates the checkpoint table if it does not exist
+// (the same key schema as the nearline table) and waits until it is ACTIVE.
+func EnsureCheckpointTable(ctx context.Context, api API, table string) error {
+	_, err := EnsureTable(ctx, api, table)
+	return err
+}
+
+func (c *Checkpoints) pk(stream string) string { return c.Consumer + "/" + stream }
+
+// Load returns the committed sequence number of every shard of stream that
+// has one: what to pass as kinesisio.ReadConfig.Resume.
+func (c *Checkpoints) Load(ctx context.Context, stream string) (map[string]string, error) {
+	out := map[string]string{}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(c.Table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": AttrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: c.pk(stream)}},
+		ConsistentRead:            aws.Bool(true),
+	}
+	for {
+		res, err := c.API.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("dynamodbio: loading checkpoints of %s from %s: %w", stream, c.Table, err)
+		}
+		for _, it := range res.Items {
+			cp := decodeCheckpoint(it)
+			if cp.shard != "" && cp.seq != startKey {
+				out[cp.shard] = cp.seq
+			}
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return out, nil
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+}
+
+// Commit records that the records of stream/shard after sequence number
+// after (exclusive; "" = from the shard's start position) up to last
+// (inclusive) are committed. It returns the shard's checkpoint after the
+// call ("" if nothing is committed up to a chain from the start yet).
+func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last string) (string, error) {
+	if after == "" {
+		after = startKey
+	}
+	key := map[string]types.AttributeValue{
+		AttrPK: &types.AttributeValueMemberS{Value: c.pk(stream)},
+		AttrSK: &types.AttributeValueMemberS{Value: shard},
+	}
+	const attempts = 20
+	for attempt := 1; ; attempt++ {
+		res, err := c.API.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(c.Table), Key: key, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			if classify(err) == errFatal || attempt == attempts {
+				return "", fmt.Errorf("dynamodbio: reading checkpoint %s/%s: %w", stream, shard, err)
+			}
+			if err := backoff.Sleep(ctx, backoff.FullJitter(10*time.Millisecond, time.Second, attempt)); err != nil {
+				return "", err
+			}
+			continue
+		}
+		cp := decodeCheckpoint(res.Item)
+		if cp.seq == "" {
+			cp.seq = startKey
+		}
+		if !cp.add(after, last) {
+			return cp.committed(), nil // nothing new: a range committed before
+		}
+		item := map[string]types.AttributeValue{
+			AttrPK:      key[AttrPK],
+			AttrSK:      key[AttrSK],
+			attrSeq:     &types.AttributeValueMemberS{Value: cp.seq},
+			attrVersion: &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version+1, 10)},
+			attrUpdated: &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339Nano)},
+		}
+		if len(cp.pending) > 0 {
+			m := make(map[string]types.AttributeValue, len(cp.pending))
+			for a, l := range cp.pending {
+				m[a] = &types.AttributeValueMemberS{Value: l}
+			}
+			item[attrPending] = &types.AttributeValueMemberM{Value: m}
+		}
+		put := &dynamodb.PutItemInput{TableName: aws.String(c.Table), Item: item}
+		if res.Item == nil {
+			put.ConditionExpression = aws.String("attribute_not_exists(#pk)")
+			put.ExpressionAttributeNames = map[string]string{"#pk": AttrPK}
+		} else {
+			put.ConditionExpression = aws.String("#v = :v")
+			put.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version, 10)}}
+		}
+		_, err = c.API.PutItem(ctx, put)
+		if err == nil {
+			return cp.committed(), nil
+		}
+		var lost *types.ConditionalCheckFailedException
+		if !errors.As(err, &lost) && classify(err) == errFatal || attempt == attempts {
+			return "", fmt.Errorf("dynamodbio: writing checkpoint %s/%s: %w", stream, shard, err)
+		}
+		if err := backoff.Sleep(ctx, backoff.FullJitter(10*time.Millisecond, time.Second, attempt)); err != nil {
+			return "", err
+		}
+	}
+}
+
+// checkpoint is one shard's checkpoint item.
+type checkpoint struct {
+	shard   string
+	seq     string
+	version int64
+	pending map[string]string
+}
+
+func decodeCheckpoint(item map[string]types.AttributeValue) checkpoint {
+	var cp checkpoint
+	if v, ok := item[AttrSK].(*types.AttributeValueMemberS); ok {
+		cp.shard = v.Value
+	}
+	if v, ok := item[attrSeq].(*types.AttributeValueMemberS); ok {
+		cp.seq = v.Value
+	}
+	if v, ok := item[attrVersion].(*types.AttributeValueMemberN); ok {
+		cp.version, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	if v, ok := item[attrPending].(*types.AttributeValueMemberM); ok {
+		cp.pending = make(map[string]string, len(v.Value))
+		for a, l := range v.Value {
+			if s, ok := l.(*types.AttributeValueMemberS); ok {
+				cp.pending[a] = s.Value
+			}
+		}
+	}
+	return cp
+}
+
+func (cp *checkpoint) committed() string {
+	if cp.seq == startKey {
+		return ""
+	}
+	return cp.seq
+}
+
+// add records the committed range (after, last] and reports whether the
+// item changed.
+func (cp *checkpoint) add(after, last string) bool {
+	if cp.seq != startKey && !SequenceLess(cp.seq, last) {
+		return false // at or before the checkpoint: committed before
+	}
+	if SequenceLess(cp.seq, after) {
+		if l, ok := cp.pending[after]; ok && !SequenceLess(l, last) {
+			return false
+		}
+		if cp.pending == nil {
+			cp.pending = map[string]string{}
+		}
+		cp.pending[after] = last
+		cp.trim()
+		return true
+	}
+	// The range starts at or before the checkpoint: it moves it to last.
+	// Then join the pending ranges that now touch it, and drop those behind.
+	cp.seq = last
+	for joined := true; joined; {
+		joined = false
+		for a, l := range cp.pending {
+			if SequenceLess(cp.seq, a) {
+				continue
+			}
+			delete(cp.pending, a)
+			if SequenceLess(cp.seq, l) {
+				cp.seq, joined = l, true
+			}
+		}
+	}
+	return true
+}
+
+// trim forgets the ranges furthest behind when there are too many.
+func (cp *checkpoint) trim() {
+	if len(cp.pending) <= maxPending {
+		return
+	}
+	keys := make([]string, 0, len(cp.pending))
+	for a := range cp.pending {
+		keys = append(keys, a)
+	}
+	sort.Slice(keys, func(i, j int) bool { return SequenceLess(keys[i], keys[j]) })
+	for _, a := range keys[:len(keys)-maxPending] {
+		delete(cp.pending, a)
+	}
+}
+
+// SequenceLess orders Kinesis sequence numbers (decimal strings of up to
+// 128 bits): shorter is smaller, then lexically. startKey sorts first.
+func SequenceLess(a, b string) bool {
+	if a == startKey || b == startKey {
+		return a == startKey && b != startKey
+	}
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}

@@ -1,0 +1,126 @@
+package dynamodbio
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/fineo-io/ingest/internal/testenv"
+)
+
+func TestCheckpointAdd(t *testing.T) {
+	type rng struct{ after, last string }
+	for _, tc := range []struct {
+		name    string
+		commits []rng
+		want    string // committed
+		pending int
+	}{
+		{"in order", []rng{{"", "10"}, {"10", "20"}, {"20", "30"}}, "30", 0},
+		{"out of order", []rng{{"20", "30"}, {"10", "20"}, {"", "10"}}, "30", 0},
+		{"gap stays pending", []rng{{"", "10"}, {"20", "30"}}, "10", 1},
+		{"repeat is a no-op", []rng{{"", "10"}, {"", "10"}, {"10", "20"}, {"", "10"}}, "20", 0},
+		{"longer numbers are larger", []rng{{"", "9"}, {"9", "10"}, {"10", "100"}}, "100", 0},
+		{"nothing from the start", []rng{{"5", "10"}}, "", 1},
+		{"re-read after restart overlaps", []rng{{"", "10"}, {"10", "20"}, {"10", "25"}}, "25", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := checkpoint{seq: startKey}
+			for _, r := range tc.commits {
+				a := r.after
+				if a == "" {
+					a = startKey
+				}
+				cp.add(a, r.last)
+			}
+			if got := cp.committed(); got != tc.want {
+				t.Errorf("committed %q, want %q", got, tc.want)
+			}
+			if len(cp.pending) != tc.pending {
+				t.Errorf("pending %v, want %d entries", cp.pending, tc.pending)
+			}
+		})
+	}
+}
+
+func TestSequenceLess(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1", "2", true}, {"2", "1", false}, {"9", "10", true}, {"10", "9", false}, {"5", "5", false},
+		{startKey, "0", true}, {"0", startKey, false}, {startKey, startKey, false},
+		{"49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692540925702759324208523137515618", true},
+	} {
+		if got := SequenceLess(tc.a, tc.b); got != tc.want {
+			t.Errorf("SequenceLess(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestCheckpointsDynamoDB commits the chained ranges of two shards from
+// several goroutines in random order against dynalite, through the real
+// SDK: the checkpoint must end at the last sequence of each shard, with
+// nothing pending, and Load must return it; a second consumer of the same
+// stream keeps its own checkpoints.
+func TestCheckpointsDynamoDB(t *testing.T) {
+	testenv.DynamoDB(t)
+	ctx := context.Background()
+	api, err := NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := testenv.UniqueName(t, "ckpt")
+	if err := EnsureCheckpointTable(ctx, api, table); err != nil {
+		t.Fatal(err)
+	}
+	cps := &Checkpoints{API: api, Table: table, Consumer: "job"}
+	if got, err := cps.Load(ctx, "raw"); err != nil || len(got) != 0 {
+		t.Fatalf("Load on an empty table = %v, %v", got, err)
+	}
+	type commit struct{ shard, after, last string }
+	var commits []commit
+	for _, shard := range []string{"shardId-000000000000", "shardId-000000000001"} {
+		after := ""
+		for i := 1; i <= 40; i++ {
+			last := fmt.Sprintf("%d", 1000+i*7)
+			commits = append(commits, commit{shard, after, last})
+			after = last
+		}
+	}
+	rand.Shuffle(len(commits), func(i, j int) { commits[i], commits[j] = commits[j], commits[i] })
+	var wg sync.WaitGroup
+	work := make(chan commit)
+	for range 6 {
+		wg.Go(func() {
+			for c := range work {
+				if _, err := cps.Commit(ctx, "raw", c.shard, c.after, c.last); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for _, c := range commits {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+	got, err := cps.Load(ctx, "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"shardId-000000000000": "1280", "shardId-000000000001": "1280"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Load = %v, want %v", got, want)
+	}
+	other := &Checkpoints{API: api, Table: table, Consumer: "dark"}
+	if got, _ := other.Load(ctx, "raw"); len(got) != 0 {
+		t.Errorf("another consumer sees %v", got)
+	}
+	// A range at or behind the checkpoint changes nothing.
+	if seq, err := cps.Commit(ctx, "raw", "shardId-000000000000", "1007", "1014"); err != nil || seq != "1280" {
+		t.Errorf("old range: %q, %v", seq, err)
+	}
+}
