@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,15 +32,44 @@ type Store interface {
 	Apply(ctx context.Context, t *Tenant) (applied *Tenant, changes []Change, err error)
 }
 
-// OpenStore opens the store named by spec: a directory path (see DirStore).
-// "dynamodb://TABLE" is reserved for the DynamoDB store, not supported yet.
+// Opener opens the store named by spec, a "SCHEME://..." string of the
+// scheme it was registered for.
+type Opener func(ctx context.Context, spec string) (Store, error)
+
+var (
+	schemesMu sync.RWMutex
+	schemes   = map[string]Opener{}
+)
+
+// RegisterScheme makes OpenStore open "scheme://..." specs with open. Store
+// packages call it from init (schema/dynamostore registers "dynamodb"), so a
+// program supports the schemes of the store packages it imports. Registering
+// a scheme twice panics.
+func RegisterScheme(scheme string, open Opener) {
+	schemesMu.Lock()
+	defer schemesMu.Unlock()
+	if _, dup := schemes[scheme]; dup {
+		panic("schema: scheme " + scheme + " registered twice")
+	}
+	schemes[scheme] = open
+}
+
+// OpenStore opens the store named by spec: a directory path (see DirStore)
+// or "SCHEME://..." of a registered scheme (see RegisterScheme), such as
+// "dynamodb://TABLE" when schema/dynamostore is linked in.
 func OpenStore(ctx context.Context, spec string) (Store, error) {
 	if spec == "" {
 		return nil, errors.New("schema: no schema store given")
 	}
 	if scheme, _, ok := strings.Cut(spec, "://"); ok {
+		schemesMu.RLock()
+		open := schemes[scheme]
+		schemesMu.RUnlock()
+		if open != nil {
+			return open(ctx, spec)
+		}
 		if scheme == "dynamodb" {
-			return nil, fmt.Errorf("schema: store %q: the DynamoDB schema store is not supported yet; use a directory", spec)
+			return nil, fmt.Errorf("schema: store %q: the DynamoDB schema store is not supported yet by this program (it does not import github.com/fineo-io/ingest/schema/dynamostore); use a directory", spec)
 		}
 		return nil, fmt.Errorf("schema: store %q: unknown scheme %q (want a directory path)", spec, scheme)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/ops/redact"
 	usagefile "github.com/fineo-io/ingest/ops/usage"
+	_ "github.com/fineo-io/ingest/schema/dynamostore" // --schemas dynamodb://TABLE
 )
 
 const usage = `fineo — IoT events from ingest to SQL with no hand-built ETL.
