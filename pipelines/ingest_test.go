@@ -104,7 +104,8 @@ type archiveContents struct {
 	files      []string
 }
 
-func readArchive(t *testing.T, root string) archiveContents {
+// archiveObjects opens an archive root and lists every file in it.
+func archiveObjects(t *testing.T, root string) (blob.Store, []blob.Object) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := blob.Open(ctx, root)
@@ -115,6 +116,13 @@ func readArchive(t *testing.T, root string) archiveContents {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, objs
+}
+
+func readArchive(t *testing.T, root string) archiveContents {
+	t.Helper()
+	ctx := context.Background()
+	st, objs := archiveObjects(t, root)
 	c := archiveContents{stagedPath: map[string]string{}}
 	for _, o := range objs {
 		c.files = append(c.files, o.Path)

@@ -1,0 +1,100 @@
+package pipelines
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/streaming"
+)
+
+// Stages a streaming job runs.
+const (
+	StagesAll = "all" // raw stream → stage 1 → nearline table (and the staged stream, if named)
+	Stage1    = "1"   // raw stream → stage 1 → staged stream
+	Stage2    = "2"   // staged stream → nearline table
+)
+
+// StreamConfig configures the streaming pipeline.
+type StreamConfig struct {
+	Stages       string // StagesAll (default), Stage1 or Stage2
+	RawStream    string // read by StagesAll and Stage1
+	StagedStream string // written by Stage1 (and StagesAll, if set); read by Stage2
+	Table        string // nearline table: StagesAll and Stage2
+	Archive      string // archive root: a directory or s3://bucket/prefix
+	Tenants      []*schema.Tenant
+	// Read positions the source: Start, Resume (from the checkpoint table),
+	// StopAfterIdle, PollInterval. Its Stream is set from the stage.
+	Read   kinesisio.ReadConfig
+	Window time.Duration // archive window; default 1 minute
+	// CheckpointTable and Consumer name the durable checkpoint table.
+	CheckpointTable, Consumer string
+	Items                     dynamodbio.ItemOptions
+	Writer                    dynamodbio.WriterOptions
+	Put                       kinesisio.WriterOptions
+}
+
+// SourceStream is the stream the job reads.
+func (c StreamConfig) SourceStream() string {
+	if c.Stages == Stage2 {
+		return c.StagedStream
+	}
+	return c.RawStream
+}
+
+// Validate checks that the streams and table the stages need are named.
+func (c StreamConfig) Validate() error {
+	switch c.Stages {
+	case "", StagesAll:
+		if c.RawStream == "" || c.Table == "" {
+			return fmt.Errorf("stream: stages %q need --raw-stream and --table", StagesAll)
+		}
+	case Stage1:
+		if c.RawStream == "" || c.StagedStream == "" {
+			return fmt.Errorf("stream: stage 1 needs --raw-stream and --staged-stream")
+		}
+	case Stage2:
+		if c.StagedStream == "" || c.Table == "" {
+			return fmt.Errorf("stream: stage 2 needs --staged-stream and --table")
+		}
+	default:
+		return fmt.Errorf("stream: --stages must be all, 1 or 2, not %q", c.Stages)
+	}
+	if c.Archive == "" {
+		return fmt.Errorf("stream: no archive")
+	}
+	return nil
+}
+
+// Stream adds the streaming graph to s:
+//
+//	Kinesis ──kinesisio.Read──▶ pages ──streaming.Stage1Pages / Stage2Pages──▶ page results
+//	  ──streaming.Commit──▶ raw/, staged/, errors/ files per window, then the checkpoint table
+//
+// Stage 1 writes staged events to the nearline table (all stages) and/or
+// the staged stream (stage 1, or all with a staged stream named) as it
+// processes each page; the archive and the checkpoint follow per window.
+func Stream(s beam.Scope, cfg StreamConfig) {
+	s = s.Scope("Stream")
+	rc := cfg.Read
+	rc.Stream = cfg.SourceStream()
+	pages := kinesisio.Read(s, rc)
+	var results beam.PCollection
+	switch cfg.Stages {
+	case Stage2:
+		results = streaming.Stage2Pages(s, streaming.Stage2Config{Table: cfg.Table, Items: cfg.Items, Writer: cfg.Writer}, pages)
+	default:
+		sc := streaming.Stage1Config{Tenants: cfg.Tenants, StagedStream: cfg.StagedStream,
+			Items: cfg.Items, Writer: cfg.Writer, Put: cfg.Put}
+		if cfg.Stages != Stage1 {
+			sc.Table = cfg.Table
+		}
+		results = streaming.Stage1Pages(s, sc, pages)
+	}
+	streaming.Commit(s, streaming.CommitConfig{Archive: cfg.Archive, Window: cfg.Window,
+		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer}, results)
+}

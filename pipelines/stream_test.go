@@ -1,0 +1,375 @@
+package pipelines_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/fineo-io/ingest/internal/testenv"
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/pipelines"
+	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/runners"
+)
+
+// sampleRecords returns the sample's raw lines that fit in a Kinesis
+// record (all but the one 10 MB line), and the ground truth adjusted for
+// the line left out (one too_large event).
+func sampleRecords(t *testing.T) ([][]byte, expected) {
+	t.Helper()
+	exp := loadExpected(t)
+	var lines [][]byte
+	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
+		f, err := os.Open(filepath.Join(sample, "raw", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(name, ".gz") {
+			if r, err = gzip.NewReader(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			if len(sc.Bytes()) > 1<<20 {
+				exp.TotalEvents--
+				exp.Errors["too_large"]--
+				continue
+			}
+			lines = append(lines, bytes.Clone(sc.Bytes()))
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lines, exp
+}
+
+// putLines puts lines to stream, spread over its shards.
+func putLines(t *testing.T, api kinesisio.API, stream string, lines [][]byte, from int) {
+	t.Helper()
+	recs := make([]kinesisio.PutRecord, len(lines))
+	for i, l := range lines {
+		recs[i] = kinesisio.PutRecord{Data: l, PartitionKey: fmt.Sprintf("device-%d", from+i)}
+	}
+	_, failed, err := kinesisio.PutRecords(context.Background(), api, stream, recs, kinesisio.WriterOptions{})
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("putting %d records: %v (%d failed)", len(recs), err, len(failed))
+	}
+}
+
+// streamEnv is one test's stand-ins: Kinesis, DynamoDB, a raw stream, the
+// nearline and checkpoint tables.
+type streamEnv struct {
+	kin                     *kinesis.Client
+	ddb                     *dynamodb.Client
+	raw, table, checkpoints string
+	archive                 string
+	cfg                     pipelines.StreamConfig
+}
+
+func newStreamEnv(t *testing.T, shards int) *streamEnv {
+	t.Helper()
+	testenv.Kinesis(t)
+	testenv.DynamoDB(t)
+	ctx := context.Background()
+	e := &streamEnv{kin: testenv.KinesisClient(t)}
+	var err error
+	if e.ddb, err = dynamodbio.NewClient(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.raw = testenv.UniqueName(t, "raw")
+	testenv.CreateStream(t, e.kin, e.raw, shards)
+	e.table = testenv.UniqueName(t, "nearline")
+	e.checkpoints = e.table + "-checkpoints"
+	if _, err := dynamodbio.EnsureTable(ctx, e.ddb, e.table); err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamodbio.EnsureCheckpointTable(ctx, e.ddb, e.checkpoints); err != nil {
+		t.Fatal(err)
+	}
+	e.archive = t.TempDir()
+	e.cfg = pipelines.StreamConfig{
+		RawStream: e.raw, Table: e.table, Archive: e.archive, Tenants: loadTenants(t),
+		Read: kinesisio.ReadConfig{StopAfterIdle: 3 * time.Second, PollInterval: 100 * time.Millisecond,
+			DiscoverEvery: 500 * time.Millisecond},
+		Window:          2 * time.Second,
+		CheckpointTable: e.checkpoints, Consumer: "test",
+	}
+	return e
+}
+
+// run runs the streaming pipeline on the embedded prism runner until the
+// source stops on idle, resuming from the checkpoint table like `fineo
+// stream` does.
+func (e *streamEnv) run(t *testing.T, cfg pipelines.StreamConfig) metrics.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cps := &dynamodbio.Checkpoints{API: e.ddb, Table: cfg.CheckpointTable, Consumer: cfg.Consumer}
+	resume, err := cps.Load(ctx, cfg.SourceStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Read.Resume = resume
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	pipelines.Stream(s, cfg)
+	start := time.Now()
+	pr, err := runners.Run(ctx, runners.Unbounded, p)
+	if err != nil {
+		t.Fatalf("stream pipeline: %v", err)
+	}
+	t.Logf("stream pipeline ran %v", time.Since(start).Round(time.Millisecond))
+	return metrics.FromResult(pr)
+}
+
+// streamArchive is what a streaming job archived.
+type streamArchive struct {
+	raw    []*archive.RawRecord
+	staged []*records.Event
+	errs   []*archive.ErrorRecord
+	files  []string
+}
+
+func readStreamArchive(t *testing.T, root string) streamArchive {
+	t.Helper()
+	ctx := context.Background()
+	st, objs := archiveObjects(t, root)
+	var a streamArchive
+	for _, o := range objs {
+		a.files = append(a.files, o.Path)
+		rc, err := st.Open(ctx, o.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(o.Path, archive.RawDir+"/"):
+			err = archive.ReadRawFile(data, func(r *archive.RawRecord) error { a.raw = append(a.raw, r); return nil })
+		case strings.HasPrefix(o.Path, archive.StagedDir+"/"):
+			err = archive.ReadStaged(bytes.NewReader(data), func(ev *records.Event) error { a.staged = append(a.staged, ev); return nil })
+		case strings.HasPrefix(o.Path, archive.ErrorsDir+"/"):
+			err = archive.ReadErrors(bytes.NewReader(data), func(r *archive.ErrorRecord) error { r2 := *r; a.errs = append(a.errs, &r2); return nil })
+		case strings.HasPrefix(o.Path, "_"):
+		default:
+			t.Errorf("unexpected archive file %s", o.Path)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", o.Path, err)
+		}
+	}
+	return a
+}
+
+// nearlineIDs queries the nearline table for every tenant, metric and
+// time bucket the staged events fall in, and returns the event ids found
+// (with how often each was found). It also counts the table's items with
+// a Scan, so that an item no query would find is noticed too.
+func nearlineIDs(t *testing.T, api *dynamodb.Client, table string, staged []*records.Event) (map[string]int, int) {
+	t.Helper()
+	ctx := context.Background()
+	type bucket struct {
+		tenant, metric string
+		start          int64
+	}
+	buckets := map[bucket]bool{}
+	for _, ev := range staged {
+		buckets[bucket{ev.Tenant, ev.Metric, dynamodbio.BucketStart(ev.Timestamp, 0)}] = true
+	}
+	ids := map[string]int{}
+	for b := range buckets {
+		end := b.start + dynamodbio.DefaultBucket.Milliseconds()
+		err := dynamodbio.Query(ctx, api, table, b.tenant, b.metric, b.start, end, 0, func(ev *records.Event) error {
+			if ev.Tenant != b.tenant || ev.Metric != b.metric {
+				t.Errorf("query %v returned %s/%s", b, ev.Tenant, ev.Metric)
+			}
+			ids[ev.ID]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := 0
+	in := &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"}
+	for {
+		res, err := api.Scan(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items += int(res.Count)
+		if len(res.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+	return ids, items
+}
+
+// checkStream checks a streaming run against the sample's ground truth:
+// the raw archive holds every input record byte for byte, the staged
+// archive every valid event, the error archive every customer error by
+// kind, the nearline table exactly the distinct valid events (by Query),
+// the checkpoints the last sequence number of every shard, and the
+// counters conserve.
+func checkStream(t *testing.T, e *streamEnv, lines [][]byte, exp expected, a streamArchive) {
+	t.Helper()
+	// Raw: every record, byte for byte (a restart may archive a record twice).
+	want := map[string]int{}
+	for _, l := range lines {
+		want[string(l)]++
+	}
+	got := map[string]int{}
+	seen := map[string]bool{}
+	last := map[string]string{}
+	for _, r := range a.raw {
+		k := r.Shard + "@" + r.Sequence
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		got[string(r.Data)]++
+		if dynamodbio.SequenceLess(last[r.Shard], r.Sequence) || last[r.Shard] == "" {
+			last[r.Shard] = r.Sequence
+		}
+	}
+	missing := 0
+	for l, n := range want {
+		if got[l] != n {
+			missing++
+		}
+	}
+	if missing > 0 || len(seen) != len(lines) {
+		t.Errorf("raw archive: %d distinct records, want %d; %d lines differ in count", len(seen), len(lines), missing)
+	}
+
+	// Staged and errors, with duplicates from re-processing collapsed by lineage.
+	stagedByID := map[string]*records.Event{}
+	stagedN := map[string]bool{}
+	for _, ev := range a.staged {
+		stagedByID[ev.ID] = ev
+		stagedN[ev.Source.String()+"#"+fmt.Sprint(ev.Source.Index)] = true
+		if ev.Source.Stream != e.cfg.SourceStream() || ev.Source.Shard == "" || ev.Source.Sequence == "" {
+			t.Fatalf("staged event without stream lineage: %+v", ev.Source)
+		}
+	}
+	if len(stagedN) != exp.ValidEvents {
+		t.Errorf("staged archive: %d events, want %d", len(stagedN), exp.ValidEvents)
+	}
+	if len(stagedByID) != exp.DistinctValid {
+		t.Errorf("staged archive: %d distinct ids, want %d", len(stagedByID), exp.DistinctValid)
+	}
+	kinds := map[string]int{}
+	errSeen := map[string]bool{}
+	for _, r := range a.errs {
+		k := fmt.Sprintf("%s/%s@%s#%s", r.Kind, r.Source.Shard, r.Source.Sequence, r.Message)
+		if errSeen[k] {
+			continue
+		}
+		errSeen[k] = true
+		if r.Class != string(records.Customer) {
+			t.Errorf("processing error: %+v", r)
+			continue
+		}
+		kinds[r.Kind] += r.Events
+	}
+	for k, n := range exp.Errors {
+		if kinds[k] != n {
+			t.Errorf("customer errors %s: %d, want %d", k, kinds[k], n)
+		}
+	}
+
+	// Nearline: exactly the distinct valid events, found by Query.
+	staged := make([]*records.Event, 0, len(stagedByID))
+	for _, ev := range stagedByID {
+		staged = append(staged, ev)
+	}
+	ids, items := nearlineIDs(t, e.ddb, e.table, staged)
+	if len(ids) != exp.DistinctValid || items != exp.DistinctValid {
+		t.Errorf("nearline: %d ids by query, %d items, want %d", len(ids), items, exp.DistinctValid)
+	}
+	for id, n := range ids {
+		if n != 1 || stagedByID[id] == nil {
+			t.Fatalf("nearline id %s found %d times (staged: %v)", id, n, stagedByID[id] != nil)
+		}
+	}
+
+	// Checkpoints: every shard committed up to its last record.
+	cps := &dynamodbio.Checkpoints{API: e.ddb, Table: e.checkpoints, Consumer: e.cfg.Consumer}
+	committed, err := cps.Load(context.Background(), e.cfg.SourceStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for shard, seq := range last {
+		if committed[shard] != seq {
+			t.Errorf("checkpoint of %s = %q, want its last sequence %q", shard, committed[shard], seq)
+		}
+	}
+}
+
+func TestStreamEndToEnd(t *testing.T) {
+	e := newStreamEnv(t, 4)
+	lines, exp := sampleRecords(t)
+	half := len(lines) / 2
+	putLines(t, e.kin, e.raw, lines[:half], 0)
+
+	// The second half arrives while the job runs.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		time.Sleep(1500 * time.Millisecond)
+		putLines(t, e.kin, e.raw, lines[half:], half)
+	})
+	sum := e.run(t, e.cfg)
+	wg.Wait()
+
+	a := readStreamArchive(t, e.archive)
+	t.Logf("counters: %v", sum)
+	checkStream(t, e, lines, exp, a)
+	if sum[metrics.EventsIn] != int64(exp.TotalEvents) {
+		t.Errorf("events_in = %d, want %d", sum[metrics.EventsIn], exp.TotalEvents)
+	}
+	if !sum.Conserved() {
+		t.Errorf("counters do not conserve: %v", sum)
+	}
+	if sum[metrics.ProcessingErrors] != 0 {
+		t.Errorf("processing errors: %d", sum[metrics.ProcessingErrors])
+	}
+	// Whole files per window: far fewer raw files than pages read.
+	rawFiles := 0
+	for _, f := range a.files {
+		if strings.HasPrefix(f, archive.RawDir+"/") {
+			rawFiles++
+		}
+	}
+	if pages := sum[kinesisio.KinesisPages]; rawFiles == 0 || int64(rawFiles) > pages {
+		t.Errorf("%d raw files for %d pages", rawFiles, pages)
+	}
+	t.Logf("%d records, %d pages, %d files; counters %v", len(lines), sum[kinesisio.KinesisPages], len(a.files), sum)
+}

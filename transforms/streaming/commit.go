@@ -1,0 +1,253 @@
+package streaming
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/typex"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/fineo-io/ingest/internal/backoff"
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/records"
+)
+
+// Commit counters.
+const (
+	RawArchived       = "raw_archived"
+	CheckpointCommits = "checkpoint_commits"
+)
+
+func init() {
+	register.DoFn4x1[context.Context, typex.Window, string, func(*PageOut) bool, error](&commitFn{})
+	register.Iter1[PageOut]()
+}
+
+// CommitConfig configures Commit.
+type CommitConfig struct {
+	Archive string        // archive root: a directory or s3://bucket/prefix
+	Window  time.Duration // fixed window of the archive files; default 1 minute
+	// CheckpointTable and Consumer name the durable checkpoint table (see
+	// dynamodbio.Checkpoints); no table: no checkpoints.
+	CheckpointTable, Consumer string
+}
+
+// DefaultWindow is the archive window when CommitConfig.Window is zero.
+const DefaultWindow = time.Minute
+
+// Commit windows the pages (KV<shard, PageOut>) into fixed windows of
+// their arrival time, and for every shard and window writes the window's
+// raw records, staged events and error records as whole files — one per
+// archive partition — and then advances the shard's checkpoint over the
+// pages it holds. Files are named <window start>_<stream>_<shard>_<first
+// sequence>, so a window processed again after a restart replaces its
+// files rather than adding new ones.
+//
+// A staged or raw file that cannot be written after retries turns into
+// processing-error records (nothing is lost); if the processing-error file
+// cannot be written either, the bundle fails and the checkpoint does not
+// move, so a restarted job processes the window again.
+func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
+	s = s.Scope("streaming.Commit")
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages)
+	grouped := beam.GroupByKey(s, windowed)
+	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer}, grouped)
+}
+
+type commitFn struct {
+	Archive, Table, Consumer string
+
+	store blob.Store
+	cps   *dynamodbio.Checkpoints
+}
+
+// newCheckpointAPI makes the checkpoint table's client; tests replace it.
+var newCheckpointAPI = func(ctx context.Context) (dynamodbio.CheckpointAPI, error) {
+	return dynamodbio.NewClient(ctx)
+}
+
+func (f *commitFn) Setup(ctx context.Context) error {
+	st, err := blob.Open(ctx, f.Archive)
+	if err != nil {
+		return fmt.Errorf("streaming: opening archive %s: %w", f.Archive, err)
+	}
+	f.store = st
+	if f.Table != "" {
+		api, err := newCheckpointAPI(ctx)
+		if err != nil {
+			return err
+		}
+		f.cps = &dynamodbio.Checkpoints{API: api, Table: f.Table, Consumer: f.Consumer}
+	}
+	return nil
+}
+
+const writeAttempts = 5
+
+func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string, iter func(*PageOut) bool) error {
+	var pages []PageOut
+	var p PageOut
+	for iter(&p) {
+		pages = append(pages, p)
+		p = PageOut{}
+	}
+	if len(pages) == 0 {
+		return nil
+	}
+	slices.SortFunc(pages, func(a, b PageOut) int {
+		switch {
+		case dynamodbio.SequenceLess(a.Last, b.Last):
+			return -1
+		case dynamodbio.SequenceLess(b.Last, a.Last):
+			return 1
+		}
+		return 0
+	})
+	pages = slices.CompactFunc(pages, func(a, b PageOut) bool { return a.Last == b.Last }) // a page delivered twice
+	first := pages[0]
+	start := time.Now().UTC()
+	if iw, ok := w.(window.IntervalWindow); ok {
+		start = iw.Start.ToTime().UTC()
+	}
+	name := fmt.Sprintf("%s_%s_%s_%s", start.Format("20060102T1504Z"), safeName(first.Stream), safeName(first.Shard), first.First)
+
+	// Merge the pages' blocks by partition, in shard order.
+	var raw archive.Block
+	parts := map[string]archive.Block{}
+	var order []string
+	for i := range pages {
+		raw = appendBlock(raw, pages[i].Raw)
+		for _, pt := range pages[i].Parts {
+			if _, ok := parts[pt.Partition]; !ok {
+				order = append(order, pt.Partition)
+			}
+			parts[pt.Partition] = appendBlock(parts[pt.Partition], pt.Block)
+		}
+	}
+	procPart := archive.ErrorPartition(records.Processing, start)
+	var procErrs archive.Block
+	if raw.Count > 0 {
+		path := archive.RawPartition(start) + "/" + name + ".avro"
+		if err := f.retry(ctx, func() error {
+			return archive.WriteAvroFile(ctx, f.store, path, archive.RawSchema, []archive.Block{raw})
+		}); err != nil {
+			procErrs = appendBlock(procErrs, rawFailed(raw, path, err))
+		} else {
+			metrics.Counter(RawArchived).Inc(ctx, raw.Count)
+			metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
+		}
+	}
+	for _, part := range order {
+		b := parts[part]
+		if !strings.HasPrefix(part, archive.StagedDir+"/") {
+			continue
+		}
+		path := part + "/" + name + ".avro"
+		if err := f.retry(ctx, func() error {
+			return archive.WriteAvroFile(ctx, f.store, path, archive.StagedSchema, []archive.Block{b})
+		}); err != nil {
+			procErrs = appendBlock(procErrs, archive.FailedToErrors(archive.FailedBlock{Partition: part, Reason: err.Error(), Block: b}))
+			continue
+		}
+		metrics.Counter(metrics.StagedWritten).Inc(ctx, b.Count)
+		metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
+	}
+	if procErrs.Count > 0 {
+		metrics.Counter(metrics.ProcessingErrors).Inc(ctx, procErrs.Count)
+		if _, ok := parts[procPart]; !ok {
+			order = append(order, procPart)
+		}
+		parts[procPart] = appendBlock(parts[procPart], procErrs)
+	}
+	for _, part := range order {
+		b := parts[part]
+		if !strings.HasPrefix(part, archive.ErrorsDir+"/") {
+			continue
+		}
+		path := part + "/" + name + ".jsonl.gz"
+		if err := f.retry(ctx, func() error { return archive.WriteJSONLFile(ctx, f.store, path, []archive.Block{b}) }); err != nil {
+			// Nowhere left to put them: fail, and do not checkpoint.
+			return fmt.Errorf("streaming: writing error records to %s failed after %d attempts: %w", f.store.URL(path), writeAttempts, err)
+		}
+		if strings.HasPrefix(part, archive.ErrorsDir+"/"+string(records.Processing)+"/") {
+			metrics.Counter(metrics.ProcessingWritten).Inc(ctx, b.Count)
+		} else {
+			metrics.Counter(metrics.CustomerWritten).Inc(ctx, b.Count)
+		}
+		metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
+	}
+	return f.checkpoint(ctx, pages)
+}
+
+// checkpoint commits each unbroken run of pages (a page's After is the
+// previous page's Last).
+func (f *commitFn) checkpoint(ctx context.Context, pages []PageOut) error {
+	if f.cps == nil {
+		return nil
+	}
+	for i := 0; i < len(pages); {
+		j := i + 1
+		for j < len(pages) && pages[j].After == pages[j-1].Last {
+			j++
+		}
+		if _, err := f.cps.Commit(ctx, pages[i].Stream, pages[i].Shard, pages[i].After, pages[j-1].Last); err != nil {
+			return err
+		}
+		metrics.Counter(CheckpointCommits).Inc(ctx, 1)
+		i = j
+	}
+	return nil
+}
+
+func (f *commitFn) retry(ctx context.Context, write func() error) error {
+	var err error
+	for attempt := 1; attempt <= writeAttempts; attempt++ {
+		if attempt > 1 {
+			metrics.Counter(metrics.WriteRetries).Inc(ctx, 1)
+			if err := backoff.Sleep(ctx, backoff.FullJitter(100*time.Millisecond, 5*time.Second, attempt-1)); err != nil {
+				return err
+			}
+		}
+		if err = write(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// rawFailed turns raw records that could not be archived into
+// processing-error records that keep each record's bytes.
+func rawFailed(raw archive.Block, path string, cause error) archive.Block {
+	var out archive.Block
+	_ = archive.DecodeRawBlock(raw, func(r *archive.RawRecord) error {
+		out.Data = archive.AppendErrorJSON(out.Data, &records.Error{Kind: records.WriteFailed, Stage: "archive",
+			Source: records.Lineage{Stream: r.Stream, Shard: r.Shard, Sequence: r.Sequence},
+			Time:   time.UnixMilli(r.ArrivalMillis).UTC(), Events: 1, Raw: r.Data,
+			Message: fmt.Sprintf("archiving raw record to %s failed: %v", path, cause)})
+		out.Count++
+		return nil
+	})
+	return out
+}
+
+// safeName keeps a name usable in file names.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}

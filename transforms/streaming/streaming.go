@@ -1,0 +1,335 @@
+// Package streaming holds the transforms of `fineo stream`: stage 1 and
+// stage 2 over Kinesis pages, and the windowed commit that archives each
+// window's records and then advances the durable checkpoint.
+//
+//	kinesisio.Read ──ShardPage──▶ Stage1Pages ──PageOut──▶ window (1m) ──▶ GroupByKey(shard) ──▶ Commit
+//	(raw stream)                  stage 1; staged events to the    │                             │ raw, staged and error files,
+//	                              nearline table (fused) and/or   │                             │ one per partition per window
+//	                              the staged stream               │                             ▼ then the checkpoint table
+//	kinesisio.Read ──ShardPage──▶ Stage2Pages ──PageOut───────────┘
+//	(staged stream)               staged events to the nearline table
+//
+// The element is a page (up to thousands of records), never a record, so
+// the runner's per-element cost is paid per page.
+//
+// Delivery: a page's records reach the nearline table before the page
+// leaves its DoFn, and the checkpoint of a shard moves past a page only
+// after the window holding it is archived — so everything at or before a
+// checkpoint is in the table and the archive. A job restarted from the
+// checkpoint table reads the rest again; records read twice are written to
+// the same nearline keys (the key is the event id, derived from content)
+// and archive files named by window, shard and first sequence number.
+package streaming
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/stage1"
+
+	"encoding/json"
+)
+
+// Counters.
+const (
+	StagedStreamWritten = "staged_stream_written"
+	StagedStreamFailed  = "staged_stream_failed"
+	StagedStreamRetries = "staged_stream_retries"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*PageOut)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*Part)(nil)).Elem())
+	register.DoFn4x1[context.Context, beam.EventTime, kinesisio.ShardPage, func(beam.EventTime, string, PageOut), error](&stage1Fn{})
+	register.DoFn4x1[context.Context, beam.EventTime, kinesisio.ShardPage, func(beam.EventTime, string, PageOut), error](&stage2Fn{})
+	register.Emitter3[beam.EventTime, string, PageOut]()
+}
+
+// PageOut is what one page of a stream became: its place in the shard
+// (After, Last: see kinesisio.ShardPage) and the encoded records to
+// archive, by archive partition.
+type PageOut struct {
+	Stream, Shard, After, Last string
+	First                      string // the first record's sequence number
+	Records                    int64
+	Raw                        archive.Block // archive.RawSchema records; empty in stage 2
+	Parts                      []Part        // staged/..., errors/customer/..., errors/processing/...
+}
+
+// Part is one archive partition's block.
+type Part struct {
+	Partition string
+	Block     archive.Block
+}
+
+// key groups pages by shard.
+func (p *PageOut) key() string { return p.Stream + "/" + p.Shard }
+
+// Stage1Config configures Stage1Pages.
+type Stage1Config struct {
+	Tenants        []*schema.Tenant
+	MaxRecordBytes int // default stage1.KinesisRecordLimit
+	// Table, when set, is the nearline table staged events are written to
+	// (stage 2 fused into stage 1).
+	Table string
+	Items dynamodbio.ItemOptions
+	// StagedStream, when set, is the Kinesis stream staged events are put
+	// to, one record each (Avro binary, archive.StagedSchema), partition
+	// key tenant/metric.
+	StagedStream string
+	Writer       dynamodbio.WriterOptions
+	Put          kinesisio.WriterOptions
+}
+
+// Stage1Pages applies stage 1 to pages of the raw stream, keyed by shard.
+func Stage1Pages(s beam.Scope, cfg Stage1Config, pages beam.PCollection) beam.PCollection {
+	s = s.Scope("streaming.Stage1")
+	snapshot, err := json.Marshal(cfg.Tenants)
+	if err != nil {
+		panic(fmt.Sprintf("streaming: encoding schemas: %v", err))
+	}
+	return beam.ParDo(s, &stage1Fn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, Table: cfg.Table, Items: cfg.Items,
+		StagedStream: cfg.StagedStream, Writer: cfg.Writer, Put: cfg.Put}, pages)
+}
+
+// Stage2Config configures Stage2Pages.
+type Stage2Config struct {
+	Table  string
+	Items  dynamodbio.ItemOptions
+	Writer dynamodbio.WriterOptions
+}
+
+// Stage2Pages writes pages of the staged stream into the nearline table,
+// keyed by shard; only processing errors are archived after it.
+func Stage2Pages(s beam.Scope, cfg Stage2Config, pages beam.PCollection) beam.PCollection {
+	s = s.Scope("streaming.Stage2")
+	return beam.ParDo(s, &stage2Fn{Table: cfg.Table, Items: cfg.Items, Writer: cfg.Writer}, pages)
+}
+
+// clients are the AWS clients of the page DoFns; tests replace newClients
+// to inject faults.
+type clients struct {
+	dynamo  dynamodbio.API
+	kinesis kinesisio.API
+}
+
+var newClients = func(ctx context.Context, dynamo, kin bool) (clients, error) {
+	var c clients
+	if dynamo {
+		d, err := dynamodbio.NewClient(ctx)
+		if err != nil {
+			return c, err
+		}
+		c.dynamo = d
+	}
+	if kin {
+		k, err := kinesisio.NewClient(ctx)
+		if err != nil {
+			return c, err
+		}
+		c.kinesis = k
+	}
+	return c, nil
+}
+
+type stage1Fn struct {
+	Schemas        []byte // JSON of []*schema.Tenant
+	MaxRecordBytes int
+	Table          string
+	Items          dynamodbio.ItemOptions
+	StagedStream   string
+	Writer         dynamodbio.WriterOptions
+	Put            kinesisio.WriterOptions
+
+	batch *stage1.Batch
+	c     clients
+}
+
+func (f *stage1Fn) Setup(ctx context.Context) error {
+	var tenants []*schema.Tenant
+	if err := json.Unmarshal(f.Schemas, &tenants); err != nil {
+		return fmt.Errorf("streaming: decoding schemas: %w", err)
+	}
+	b, err := stage1.NewBatch(tenants, stage1.Options{MaxRecordBytes: f.MaxRecordBytes})
+	if err != nil {
+		return err
+	}
+	f.batch = b
+	f.c, err = newClients(ctx, f.Table != "", f.StagedStream != "")
+	return err
+}
+
+func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page kinesisio.ShardPage, emit func(beam.EventTime, string, PageOut)) error {
+	out := PageOut{Stream: page.Stream, Shard: page.Shard, After: page.After, First: page.Records[0].Sequence, Last: page.Last(), Records: int64(len(page.Records))}
+	src := records.Lineage{Stream: page.Stream, Shard: page.Shard}
+	for i := range page.Records {
+		r := &page.Records[i]
+		out.Raw.Data = archive.AppendRaw(out.Raw.Data, &archive.RawRecord{Stream: page.Stream, Shard: page.Shard,
+			Sequence: r.Sequence, PartitionKey: r.PartitionKey, ArrivalMillis: r.ArrivalMillis, Data: r.Data})
+		out.Raw.Count++
+		src.Sequence = r.Sequence
+		f.batch.Add(r.Data, src, time.UnixMilli(r.ArrivalMillis))
+	}
+	staged, errs, err := f.batch.Flush(ctx)
+	if err != nil {
+		return err
+	}
+	var procErrs archive.Block
+	for part, b := range staged {
+		out.Parts = append(out.Parts, Part{part, b})
+		if f.StagedStream != "" {
+			failed := putStaged(ctx, f.c.kinesis, f.StagedStream, b, f.Put)
+			procErrs = appendBlock(procErrs, failed)
+		}
+		if f.Table != "" {
+			failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, b, f.Items, f.Writer)
+			if err != nil && ctx.Err() != nil {
+				return err
+			}
+			procErrs = appendBlock(procErrs, failed)
+		}
+	}
+	for part, b := range errs {
+		out.Parts = append(out.Parts, Part{part, b})
+	}
+	out.addProcessingErrors(procErrs, page)
+	emit(commitTime(et), out.key(), out)
+	return nil
+}
+
+// commitTime is the timestamp of a page's result: the page's own (its
+// latest arrival time), or a moment ago if that is older — the archive
+// windows are Firehose-like windows of when records were processed, not
+// of when they arrived. Why: on prism, a page read after its shard was
+// idle can carry a timestamp behind the watermark (the runner does not
+// hold the watermark on the estimator of a restriction waiting in
+// ResumeProcessingIn), and a GroupByKey drops late data. Every watermark
+// upstream is at most now − 1s (the shard discovery sets its own there),
+// so a timestamp of now − 0.5s is never late.
+func commitTime(et beam.EventTime) beam.EventTime {
+	return max(et, mtime.FromTime(time.Now().Add(-500*time.Millisecond)))
+}
+
+// addProcessingErrors adds a block of processing-error records to the
+// page's processing-error partition (by the page's last arrival time, so
+// that a page processed again lands in the same partition).
+func (p *PageOut) addProcessingErrors(b archive.Block, page kinesisio.ShardPage) {
+	if b.Count == 0 {
+		return
+	}
+	t := time.Now()
+	if n := len(page.Records); n > 0 {
+		t = time.UnixMilli(page.Records[n-1].ArrivalMillis)
+	}
+	part := archive.ErrorPartition(records.Processing, t)
+	for i := range p.Parts {
+		if p.Parts[i].Partition == part {
+			p.Parts[i].Block = appendBlock(p.Parts[i].Block, b)
+			return
+		}
+	}
+	p.Parts = append(p.Parts, Part{part, b})
+}
+
+func appendBlock(a, b archive.Block) archive.Block {
+	if b.Count == 0 {
+		return a
+	}
+	a.Data = append(a.Data, b.Data...)
+	a.Count += b.Count
+	return a
+}
+
+// putStaged puts a block's staged events to the staged stream, one record
+// each; what cannot be written comes back as processing-error records.
+func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.Block, o kinesisio.WriterOptions) (failed archive.Block) {
+	recs := make([]kinesisio.PutRecord, 0, b.Count)
+	events := make(map[*byte]*records.Event, b.Count)
+	data := b.Data
+	for i := int64(0); i < b.Count; i++ {
+		ev, rest, err := archive.DecodeEvent(data)
+		if err != nil {
+			// Our own encoding: a bug. Keep the count whole.
+			for ; i < b.Count; i++ {
+				failed.Data = archive.AppendErrorJSON(failed.Data, &records.Error{Kind: records.Internal, Stage: "stage1",
+					Time: time.Now().UTC(), Events: 1, Message: "staged block does not decode: " + err.Error()})
+				failed.Count++
+			}
+			break
+		}
+		rec := kinesisio.PutRecord{Data: data[:len(data)-len(rest)], PartitionKey: kinesisio.PartitionKey(ev.Tenant, ev.Metric)}
+		events[&rec.Data[0]] = ev
+		recs = append(recs, rec)
+		data = rest
+	}
+	stats, bad, _ := kinesisio.PutRecords(ctx, api, stream, recs, o)
+	metrics.Counter(StagedStreamWritten).Inc(ctx, stats.Written)
+	metrics.Counter(StagedStreamRetries).Inc(ctx, stats.Retries)
+	metrics.Counter(StagedStreamFailed).Inc(ctx, int64(len(bad)))
+	for _, fr := range bad {
+		e := &records.Error{Kind: records.WriteFailed, Stage: "stage1", Time: time.Now().UTC(), Events: 1,
+			Message: fmt.Sprintf("putting to staged stream %s failed: %s", stream, fr.Reason)}
+		if ev := events[&fr.Record.Data[0]]; ev != nil {
+			e.Tenant, e.Source, e.Raw = ev.Tenant, ev.Source, archive.EventJSON(ev)
+		}
+		failed.Data = archive.AppendErrorJSON(failed.Data, e)
+		failed.Count++
+	}
+	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, failed.Count)
+	return failed
+}
+
+type stage2Fn struct {
+	Table  string
+	Items  dynamodbio.ItemOptions
+	Writer dynamodbio.WriterOptions
+
+	c clients
+}
+
+func (f *stage2Fn) Setup(ctx context.Context) (err error) {
+	f.c, err = newClients(ctx, true, false)
+	return err
+}
+
+func (f *stage2Fn) ProcessElement(ctx context.Context, et beam.EventTime, page kinesisio.ShardPage, emit func(beam.EventTime, string, PageOut)) error {
+	out := PageOut{Stream: page.Stream, Shard: page.Shard, After: page.After, First: page.Records[0].Sequence, Last: page.Last(), Records: int64(len(page.Records))}
+	var staged, bad archive.Block
+	for i := range page.Records {
+		r := &page.Records[i]
+		if _, rest, err := archive.DecodeEvent(r.Data); err != nil || len(rest) != 0 {
+			if err == nil {
+				err = fmt.Errorf("%d bytes after the event", len(rest))
+			}
+			bad.Data = archive.AppendErrorJSON(bad.Data, &records.Error{Kind: records.ReadFailed, Stage: "stage2",
+				Source: records.Lineage{Stream: page.Stream, Shard: page.Shard, Sequence: r.Sequence},
+				Time:   time.UnixMilli(r.ArrivalMillis).UTC(), Events: 1, Raw: r.Data,
+				Message: "staged-stream record is not a staged event: " + err.Error()})
+			bad.Count++
+			continue
+		}
+		staged.Data = append(staged.Data, r.Data...)
+		staged.Count++
+	}
+	metrics.Counter(metrics.EventsIn).Inc(ctx, int64(len(page.Records)))
+	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, bad.Count)
+	failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, staged, f.Items, f.Writer)
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	out.addProcessingErrors(appendBlock(bad, failed), page)
+	emit(commitTime(et), out.key(), out)
+	return nil
+}
