@@ -27,6 +27,7 @@ import (
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/runners"
+	"github.com/fineo-io/ingest/transforms/streaming"
 )
 
 // sampleRecords returns the sample's raw lines that fit in a Kinesis
@@ -357,6 +358,9 @@ func TestStreamEndToEnd(t *testing.T) {
 	}
 	if !sum.Conserved() {
 		t.Errorf("counters do not conserve: %v", sum)
+	}
+	if sum[streaming.PagesProcessed] != sum[streaming.PagesCommitted] || sum[streaming.PagesCommitted] == 0 {
+		t.Errorf("pages: %d processed, %d committed", sum[streaming.PagesProcessed], sum[streaming.PagesCommitted])
 	}
 	if sum[metrics.ProcessingErrors] != 0 {
 		t.Errorf("processing errors: %d", sum[metrics.ProcessingErrors])

@@ -35,6 +35,9 @@ const usage = `fineo — IoT events from ingest to SQL with no hand-built ETL.
 Usage:
   fineo ingest --input PATH|GLOB|s3://... --schemas DIR --archive DIR|s3://... [--tenant T]
   fineo batch  --archive DIR|s3://... --lake DIR|s3://... --schemas DIR [--date D|yesterday | --from D --to D] [--backup DIR|s3://...]
+  fineo stream --raw-stream NAME --table NAME --archive DIR|s3://... --schemas DIR|dynamodb://T
+               [--staged-stream NAME] [--stages all|1|2] [--start trim_horizon|latest|RFC3339]
+               [--checkpoint-table NAME] [--window 1m]
   fineo restore --backup DIR|s3://... --table NAME [--create-table]
   fineo table create --table NAME
   fineo query  --table NAME --tenant T --metric M --from TIME [--to TIME] [--format jsonl|table]
@@ -48,7 +51,7 @@ Usage:
 ingest and batch also take --quiet, --notify URL (repeatable), and every job
 --log-level and --log-format text|json.
 Beam's runner flags (--runner, --endpoint, --environment_type, ...) apply to
-ingest, batch and demo. Run "fineo COMMAND --help" for a command's flags.
+ingest, batch, stream, replay and demo. Run "fineo COMMAND --help" for a command's flags.
 `
 
 // exitError carries a process exit code with its one-line reason.
@@ -106,6 +109,8 @@ func run(args []string) int {
 		err = cmdIngest(ctx, rest)
 	case "demo":
 		err = cmdDemo(ctx, rest)
+	case "stream":
+		err = cmdStream(ctx, rest)
 	case "batch":
 		err = cmdBatch(ctx, rest)
 	case "restore":

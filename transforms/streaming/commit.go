@@ -24,7 +24,14 @@ import (
 const (
 	RawArchived       = "raw_archived"
 	CheckpointCommits = "checkpoint_commits"
+	PagesCommitted    = "pages_committed" // pages whose window was archived (equals pages_processed at the end of a bounded run)
 )
+
+// lateness is how late a page may reach its window and still be
+// committed (in a late pane: a file of its own). Pages are stamped so that
+// they are not late (see commitTime); this is the second line of defence,
+// so that a runner's watermark quirk can never drop a page silently.
+const lateness = time.Hour
 
 func init() {
 	register.DoFn4x1[context.Context, typex.Window, string, func(*PageOut) bool, error](&commitFn{})
@@ -60,7 +67,7 @@ func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}
-	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages)
+	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages, beam.AllowedLateness(lateness))
 	grouped := beam.GroupByKey(s, windowed)
 	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer}, grouped)
 }
@@ -187,7 +194,11 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 		}
 		metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
 	}
-	return f.checkpoint(ctx, pages)
+	if err := f.checkpoint(ctx, pages); err != nil {
+		return err
+	}
+	metrics.Counter(PagesCommitted).Inc(ctx, int64(len(pages)))
+	return nil
 }
 
 // checkpoint commits each unbroken run of pages (a page's After is the

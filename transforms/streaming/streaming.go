@@ -44,6 +44,7 @@ import (
 
 // Counters.
 const (
+	PagesProcessed      = "pages_processed"
 	StagedStreamWritten = "staged_stream_written"
 	StagedStreamFailed  = "staged_stream_failed"
 	StagedStreamRetries = "staged_stream_retries"
@@ -205,6 +206,7 @@ func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 		out.Parts = append(out.Parts, Part{part, b})
 	}
 	out.addProcessingErrors(procErrs, page)
+	metrics.Counter(PagesProcessed).Inc(ctx, 1)
 	emit(commitTime(et), out.key(), out)
 	return nil
 }
@@ -330,6 +332,7 @@ func (f *stage2Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 		return err
 	}
 	out.addProcessingErrors(appendBlock(bad, failed), page)
+	metrics.Counter(PagesProcessed).Inc(ctx, 1)
 	emit(commitTime(et), out.key(), out)
 	return nil
 }

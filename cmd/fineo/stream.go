@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/redact"
+	"github.com/fineo-io/ingest/pipelines"
+	"github.com/fineo-io/ingest/runners"
+	"github.com/fineo-io/ingest/schema"
+	"github.com/fineo-io/ingest/transforms/streaming"
+)
+
+type streamFlags struct {
+	rawStream, stagedStream, table, archive, schemas string
+	start, checkpointTable, consumer, stages        string
+	window, stopAfterIdle, poll, discover           time.Duration
+	retention, bucket                               time.Duration
+}
+
+const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
+
+  raw stream ─▶ stage 1 ─▶ nearline table (DynamoDB)      --stages all (default)
+                   └────▶ staged stream (--staged-stream, optional)
+  raw stream ─▶ stage 1 ─▶ staged stream                  --stages 1
+  staged stream ─▶ stage 2 ─▶ nearline table              --stages 2
+
+Every stage is archived in windows (--window): the raw records byte for byte
+(raw/), the staged events (staged/), customer and processing errors (errors/).
+Per shard, the checkpoint table records how far everything is committed; a
+restarted job resumes after it, so a job killed at any moment loses nothing.
+`
+
+func cmdStream(ctx context.Context, args []string) error {
+	var f streamFlags
+	err := parseBeamFlags("stream", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&f.rawStream, "raw-stream", "", "Kinesis stream of raw JSON events (stages all and 1)")
+		fs.StringVar(&f.stagedStream, "staged-stream", "", "Kinesis stream of staged events: written by stage 1, read by stage 2")
+		fs.StringVar(&f.table, "table", "", "nearline DynamoDB table (stages all and 2); created if missing")
+		fs.StringVar(&f.archive, "archive", "", "archive root: a directory or s3://bucket/prefix")
+		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory or dynamodb://TABLE (env FINEO_SCHEMAS); stages all and 1")
+		fs.StringVar(&f.stages, "stages", pipelines.StagesAll, "which stages to run: all, 1 or 2")
+		fs.StringVar(&f.start, "start", "trim_horizon", "where shards without a checkpoint start: trim_horizon, latest or an RFC 3339 time")
+		fs.StringVar(&f.checkpointTable, "checkpoint-table", "", "DynamoDB checkpoint table, created if missing (default: <table>-checkpoints, or <staged-stream>-checkpoints for --stages 1)")
+		fs.StringVar(&f.consumer, "consumer", "fineo-stream", "this job's name in the checkpoint table (two jobs reading one stream need two names)")
+		fs.DurationVar(&f.window, "window", streaming.DefaultWindow, "archive window: one file per partition and shard per window")
+		fs.DurationVar(&f.stopAfterIdle, "stop-after-idle", 0, "stop once no shard had a record for this long (bounded replays, tests); 0 = run until stopped")
+		fs.DurationVar(&f.poll, "poll", 200*time.Millisecond, "wait after an empty GetRecords page, and least time between two calls of a shard (5/s/shard is the service's limit)")
+		fs.DurationVar(&f.discover, "discover", 10*time.Second, "how often the shard list is read to find the children of splits and merges")
+		fs.DurationVar(&f.retention, "retention", dynamodbio.DefaultRetention, "nearline TTL: items expire this long after their event time (negative: no TTL)")
+		fs.DurationVar(&f.bucket, "bucket", dynamodbio.DefaultBucket, "nearline time bucket of the partition key (must match what queries use)")
+	})
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config(ctx)
+	if err != nil {
+		return err
+	}
+	// The signal that cancelled ctx stops the job through the Job API (exit
+	// 0); the job itself runs on a context that signals do not cancel.
+	_, err = runStream(context.WithoutCancel(ctx), cfg, ctx.Done(), os.Stdout)
+	return err
+}
+
+// config checks the flags and builds the pipeline configuration (without
+// touching AWS).
+func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error) {
+	cfg := pipelines.StreamConfig{
+		Stages: f.stages, RawStream: f.rawStream, StagedStream: f.stagedStream, Table: f.table, Archive: f.archive,
+		Window: f.window, CheckpointTable: f.checkpointTable, Consumer: f.consumer,
+		Read:  kinesisio.ReadConfig{StopAfterIdle: f.stopAfterIdle, PollInterval: f.poll, DiscoverEvery: f.discover},
+		Items: dynamodbio.ItemOptions{Bucket: f.bucket, Retention: f.retention},
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError(fmt.Errorf("%w\n\n%s", err, streamHelp))
+	}
+	if f.window < time.Second {
+		return cfg, usageError(errors.New("--window must be at least 1s"))
+	}
+	if f.consumer == "" || strings.ContainsAny(f.consumer, "/") {
+		return cfg, usageError(errors.New("--consumer must be a non-empty name without '/'"))
+	}
+	start, err := parseStart(f.start)
+	if err != nil {
+		return cfg, usageError(err)
+	}
+	cfg.Read.Start = start
+	if cfg.CheckpointTable == "" {
+		base := cfg.Table
+		if cfg.Stages == pipelines.Stage1 {
+			base = cfg.StagedStream
+		}
+		cfg.CheckpointTable = base + "-checkpoints"
+	}
+	if cfg.Stages != pipelines.Stage2 {
+		if f.schemas == "" {
+			return cfg, usageError(errors.New("--schemas is required for stage 1"))
+		}
+		st, err := schema.OpenStore(ctx, f.schemas)
+		if err != nil {
+			return cfg, err
+		}
+		if cfg.Tenants, err = schema.LoadAll(ctx, st); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// parseStart parses --start.
+func parseStart(s string) (kinesisio.Position, error) {
+	switch strings.ToLower(s) {
+	case "", "trim_horizon":
+		return kinesisio.Position{Kind: kinesisio.TrimHorizon}, nil
+	case "latest":
+		return kinesisio.Position{Kind: kinesisio.Latest}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return kinesisio.Position{}, fmt.Errorf("--start %q: want trim_horizon, latest or an RFC 3339 time", s)
+	}
+	return kinesisio.Position{Kind: kinesisio.AtTimestamp, Timestamp: t}, nil
+}
+
+// runStream prepares the tables, resumes from the checkpoints and runs the
+// streaming job until it ends (--stop-after-idle) or stop is closed.
+func runStream(ctx context.Context, cfg pipelines.StreamConfig, stop <-chan struct{}, out io.Writer) (metrics.Summary, error) {
+	if err := runners.Check(runners.Unbounded); err != nil {
+		return nil, usageError(err)
+	}
+	kin, err := kinesisio.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []string{cfg.SourceStream(), cfg.StagedStream} {
+		if s == "" {
+			continue
+		}
+		if _, err := kinesisio.ListShards(ctx, kin, s); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", s, err)
+		}
+	}
+	ddb, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Table != "" && cfg.Stages != pipelines.Stage1 {
+		if err := dynamodbio.CreateTable(ctx, ddb, cfg.Table); err != nil {
+			return nil, err
+		}
+	}
+	if err := dynamodbio.EnsureCheckpointTable(ctx, ddb, cfg.CheckpointTable); err != nil {
+		return nil, err
+	}
+	cps := &dynamodbio.Checkpoints{API: ddb, Table: cfg.CheckpointTable, Consumer: cfg.Consumer}
+	if cfg.Read.Resume, err = cps.Load(ctx, cfg.SourceStream()); err != nil {
+		return nil, err
+	}
+
+	p, s := beam.NewPipelineWithRoot()
+	pipelines.Stream(s, cfg)
+	fmt.Fprintf(out, "fineo stream: %s → stages %s → %s; archive %s; checkpoints %s (%d shard(s) resumed); runner %s\n",
+		cfg.SourceStream(), orAll(cfg.Stages, pipelines.StagesAll), streamSinks(cfg), redact.URL(cfg.Archive),
+		cfg.CheckpointTable, len(cfg.Read.Resume), runners.Name(runners.Unbounded))
+	slog.Info("stream started", "stream", cfg.SourceStream(), "resumed_shards", len(cfg.Read.Resume))
+	start := time.Now()
+	pr, err := runners.RunUntil(ctx, runners.Unbounded, p, stop)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline failed: %w", err)
+	}
+	var sum metrics.Summary
+	if pr != nil {
+		sum = metrics.FromResult(pr)
+	}
+	how := "ended"
+	select {
+	case <-stop:
+		how = "stopped"
+	default:
+	}
+	fmt.Fprintf(out, "%s after %s\n", how, time.Since(start).Round(time.Millisecond))
+	if sum != nil {
+		sum.PrintCounters(out)
+	}
+	return sum, nil
+}
+
+func streamSinks(cfg pipelines.StreamConfig) string {
+	var sinks []string
+	if cfg.Stages != pipelines.Stage2 && cfg.StagedStream != "" {
+		sinks = append(sinks, "staged stream "+cfg.StagedStream)
+	}
+	if cfg.Stages != pipelines.Stage1 {
+		sinks = append(sinks, "nearline table "+cfg.Table)
+	}
+	return strings.Join(sinks, " + ")
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/fineo-io/ingest/internal/testenv"
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/records"
+)
+
+// sampleStreamLines returns the sample's lines that fit in a Kinesis record
+// and the number of distinct valid events they hold (from the generator's
+// ground truth: the one line left out is a too_large error).
+func sampleStreamLines(t *testing.T) ([][]byte, int) {
+	t.Helper()
+	dir := filepath.Join("..", "..", "testdata", "sample")
+	var exp struct {
+		Distinct int `json:"distinct_valid_events"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &exp); err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
+		f, err := os.Open(filepath.Join(dir, "raw", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(name, ".gz") {
+			if r, err = gzip.NewReader(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			if len(sc.Bytes()) <= 1<<20 {
+				lines = append(lines, bytes.Clone(sc.Bytes()))
+			}
+		}
+		f.Close()
+	}
+	return lines, exp.Distinct
+}
+
+// nearlineCount scans the table: items, and distinct event ids.
+func nearlineCount(t *testing.T, api *dynamodb.Client, table string) (items, ids int) {
+	t.Helper()
+	seen := map[string]bool{}
+	in := &dynamodb.ScanInput{TableName: aws.String(table), ProjectionExpression: aws.String(dynamodbio.AttrEventID)}
+	for {
+		res, err := api.Scan(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range res.Items {
+			items++
+			if v, ok := it[dynamodbio.AttrEventID].(*types.AttributeValueMemberS); ok {
+				seen[v.Value] = true
+			}
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return items, len(seen)
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+}
+
+// TestStreamKillRestart runs `fineo stream` as a user would, against
+// kinesalite and dynalite: records keep arriving; the job is killed
+// without warning (SIGKILL) mid-stream and started again, then stopped
+// with SIGTERM (a clean stop: exit 0), then run once more until it has
+// caught up. Every valid event must be in the nearline table exactly once,
+// the raw archive must hold every record, and the checkpoint table must
+// end at each shard's last record.
+func TestStreamKillRestart(t *testing.T) {
+	testenv.Kinesis(t)
+	testenv.DynamoDB(t)
+	bin := fineoBinary(t)
+	ctx := context.Background()
+	kin := testenv.KinesisClient(t)
+	ddb, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := testenv.UniqueName(t, "raw")
+	testenv.CreateStream(t, kin, raw, 4)
+	table := testenv.UniqueName(t, "nearline")
+	archiveDir := t.TempDir()
+	lines, distinct := sampleStreamLines(t)
+
+	// Producer: batches of 200 records every 150 ms.
+	var wg sync.WaitGroup
+	produced := make(chan struct{})
+	wg.Go(func() {
+		defer close(produced)
+		for i := 0; i < len(lines); i += 200 {
+			end := min(i+200, len(lines))
+			recs := make([]kinesisio.PutRecord, 0, end-i)
+			for j := i; j < end; j++ {
+				recs = append(recs, kinesisio.PutRecord{Data: lines[j], PartitionKey: fmt.Sprintf("device-%d", j)})
+			}
+			if _, failed, err := kinesisio.PutRecords(ctx, kin, raw, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
+				t.Errorf("put: %v (%d failed)", err, len(failed))
+				return
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	})
+	defer wg.Wait()
+
+	args := []string{"stream", "--raw-stream", raw, "--table", table, "--archive", archiveDir,
+		"--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"),
+		"--window", "2s", "--poll", "100ms", "--discover", "1s", "--log-level", "warn"}
+	start := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, append(append([]string{}, args...), extra...)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	waitItems := func(atLeast int, limit time.Duration) int {
+		deadline := time.Now().Add(limit)
+		for {
+			n := 0
+			if _, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}); err == nil {
+				n, _ = nearlineCount(t, ddb, table)
+			}
+			if n >= atLeast || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Run 1: killed without warning once part of the stream is in.
+	cmd, out := start()
+	n := waitItems(1000, 90*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if n < 1000 {
+		t.Fatalf("run 1: only %d items before the kill; output:\n%s", n, out)
+	}
+	t.Logf("run 1 killed with %d items in the table", n)
+
+	// Run 2: resumes from the checkpoints; a SIGTERM stops it cleanly.
+	cmd, out = start()
+	<-produced
+	waitItems(distinct, 90*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run 2: SIGTERM should stop cleanly with exit 0, got %v; output:\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "shard(s) resumed") || !strings.Contains(out.String(), "stopped after") {
+		t.Errorf("run 2 output:\n%s", out)
+	}
+
+	// Run 3: catches up on what run 2 had not archived yet, and ends on idle.
+	cmd, out = start("--stop-after-idle", "3s")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run 3: %v; output:\n%s", err, out)
+	}
+
+	items, ids := nearlineCount(t, ddb, table)
+	if items != distinct || ids != distinct {
+		t.Errorf("nearline: %d items, %d distinct event ids; want exactly %d of each", items, ids, distinct)
+	}
+	// The raw archive holds every record (some twice: what a killed run
+	// had archived but not checkpointed is archived again).
+	seen := map[string]bool{}
+	last := map[string]string{}
+	err = filepath.WalkDir(filepath.Join(archiveDir, archive.RawDir), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return archive.ReadRawFile(data, func(r *archive.RawRecord) error {
+			seen[r.Shard+"@"+r.Sequence] = true
+			if last[r.Shard] == "" || dynamodbio.SequenceLess(last[r.Shard], r.Sequence) {
+				last[r.Shard] = r.Sequence
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(lines) {
+		t.Errorf("raw archive: %d distinct records, want %d", len(seen), len(lines))
+		if os.Getenv("FINEO_DEBUG_ARCHIVE") != "" {
+			exec.Command("cp", "-r", archiveDir, os.Getenv("FINEO_DEBUG_ARCHIVE")).Run()
+			t.Logf("outputs:\n%s", out)
+		}
+	}
+	cps := &dynamodbio.Checkpoints{API: ddb, Table: table + "-checkpoints", Consumer: "fineo-stream"}
+	committed, err := cps.Load(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for shard, seq := range last {
+		if committed[shard] != seq {
+			t.Errorf("checkpoint of %s = %q, want %q", shard, committed[shard], seq)
+		}
+	}
+
+	// fineo query shows what was written: pick one archived staged event.
+	var ev struct {
+		tenant, metric string
+		ts             int64
+	}
+	filepath.WalkDir(filepath.Join(archiveDir, archive.StagedDir), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || ev.tenant != "" {
+			return err
+		}
+		data, _ := os.ReadFile(path)
+		return archive.ReadStagedFile(data, func(e *records.Event) error {
+			if ev.tenant == "" {
+				ev.tenant, ev.metric, ev.ts = e.Tenant, e.Metric, e.Timestamp
+			}
+			return nil
+		})
+	})
+	qout, qerr, code := runFineo(t, bin, "query", "--table", table, "--tenant", ev.tenant, "--metric", ev.metric,
+		"--from", fmt.Sprint(ev.ts), "--to", fmt.Sprint(ev.ts+1))
+	if code != 0 || !strings.Contains(qout, `"tenant":"`+ev.tenant+`"`) {
+		t.Errorf("fineo query: exit %d\n%s\n%s", code, qout, qerr)
+	}
+}
