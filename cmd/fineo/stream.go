@@ -25,9 +25,9 @@ import (
 
 type streamFlags struct {
 	rawStream, stagedStream, table, archive, schemas string
-	start, checkpointTable, consumer, stages        string
-	window, stopAfterIdle, poll, discover           time.Duration
-	retention, bucket                               time.Duration
+	start, checkpointTable, consumer, stages         string
+	window, stopAfterIdle, poll, discover            time.Duration
+	retention, bucket                                time.Duration
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
