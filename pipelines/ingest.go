@@ -19,6 +19,7 @@ import (
 	"github.com/fineo-io/ingest/io/jsonlio"
 	"github.com/fineo-io/ingest/schema"
 	"github.com/fineo-io/ingest/transforms/stage1"
+	"github.com/fineo-io/ingest/transforms/streaming"
 )
 
 // IngestConfig configures the batch-ingest pipeline.
@@ -31,20 +32,42 @@ type IngestConfig struct {
 	Write      archive.WriteOptions
 }
 
-// Ingest adds the batch-ingest graph to s.
+// Ingest adds the batch-ingest graph to s. Files ending in .avro are
+// raw-archive files of the streaming job (a raw replay): their records go
+// through the same stage 1, keeping their stream lineage.
 func Ingest(s beam.Scope, cfg IngestConfig) {
 	s = s.Scope("Ingest")
-	chunks, readErrs := jsonlio.Read(s, cfg.Files, cfg.Read)
-	maxLine := cfg.Read.MaxLine
-	if maxLine <= 0 {
-		maxLine = jsonlio.DefaultMaxLine
+	var lineFiles, rawFiles []string
+	for _, f := range cfg.Files {
+		if streaming.IsRawFile(f) {
+			rawFiles = append(rawFiles, f)
+		} else {
+			lineFiles = append(lineFiles, f)
+		}
 	}
-	staged, custErrs := stage1.FromChunks(s, stage1.Config{
-		Tenants:        cfg.Tenants,
-		MaxRecordBytes: maxLine,
-		BareTenant:     cfg.BareTenant,
-	}, chunks)
-	failed := archive.WriteStaged(s, cfg.Archive, cfg.Write, staged)
+	var staged, errs []beam.PCollection
+	if len(lineFiles) > 0 || len(rawFiles) == 0 {
+		chunks, readErrs := jsonlio.Read(s, lineFiles, cfg.Read)
+		maxLine := cfg.Read.MaxLine
+		if maxLine <= 0 {
+			maxLine = jsonlio.DefaultMaxLine
+		}
+		st, custErrs := stage1.FromChunks(s, stage1.Config{
+			Tenants:        cfg.Tenants,
+			MaxRecordBytes: maxLine,
+			BareTenant:     cfg.BareTenant,
+		}, chunks)
+		staged = append(staged, st)
+		errs = append(errs, readErrs, custErrs)
+	}
+	if len(rawFiles) > 0 {
+		pages, readErrs := streaming.ReadRawFiles(s, rawFiles)
+		results := streaming.Stage1Pages(s, streaming.Stage1Config{Tenants: cfg.Tenants}, pages)
+		st, custErrs := streaming.SplitParts(s, results)
+		staged = append(staged, st)
+		errs = append(errs, readErrs, custErrs)
+	}
+	failed := archive.WriteStaged(s, cfg.Archive, cfg.Write, beam.Flatten(s, staged...))
 	procErrs := archive.ToProcessingErrors(s, failed)
-	archive.WriteErrors(s, cfg.Archive, cfg.Write, beam.Flatten(s, readErrs, custErrs, procErrs))
+	archive.WriteErrors(s, cfg.Archive, cfg.Write, beam.Flatten(s, append(errs, procErrs)...))
 }

@@ -52,6 +52,15 @@ type expected struct {
 	Lines               int                       `json:"lines"`
 }
 
+// ErrorEvents is the number of error events in the ground truth.
+func (e expected) ErrorEvents() int {
+	n := 0
+	for _, c := range e.Errors {
+		n += c
+	}
+	return n
+}
+
 func loadExpected(t *testing.T) expected {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(sample, "expected.json"))

@@ -375,5 +375,30 @@ func TestStreamEndToEnd(t *testing.T) {
 	if pages := sum[kinesisio.KinesisPages]; rawFiles == 0 || int64(rawFiles) > pages {
 		t.Errorf("%d raw files for %d pages", rawFiles, pages)
 	}
-	t.Logf("%d records, %d pages, %d files; counters %v", len(lines), sum[kinesisio.KinesisPages], len(a.files), sum)
+	t.Logf("%d records, %d pages, %d files", len(lines), sum[kinesisio.KinesisPages], len(a.files))
+
+	// Replaying the raw archive (fineo replay --stage raw) makes the same
+	// staged events, with the same stream lineage, and the same errors.
+	var rawPaths []string
+	for _, f := range a.files {
+		if strings.HasPrefix(f, archive.RawDir+"/") {
+			rawPaths = append(rawPaths, filepath.Join(e.archive, f))
+		}
+	}
+	out := t.TempDir()
+	rsum := runIngest(t, "direct", pipelines.IngestConfig{Files: rawPaths, Tenants: e.cfg.Tenants, Archive: out})
+	r := readArchive(t, out)
+	lineage := func(evs []*records.Event) map[string]string {
+		m := map[string]string{}
+		for _, ev := range evs {
+			m[fmt.Sprintf("%s#%d", ev.Source, ev.Source.Index)] = ev.ID
+		}
+		return m
+	}
+	if got, want := lineage(r.staged), lineage(a.staged); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != exp.ValidEvents {
+		t.Errorf("raw replay: %d staged events, stream: %d (want the same events with the same ids)", len(got), len(want))
+	}
+	if len(r.errs) != exp.ErrorEvents() || !rsum.Conserved() {
+		t.Errorf("raw replay: %d errors, want %d; conserved %v", len(r.errs), exp.ErrorEvents(), rsum.Conserved())
+	}
 }

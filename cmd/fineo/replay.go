@@ -31,9 +31,11 @@ const replayHelp = `Re-runs an archived stage through the stages after it:
   --stage staged   staged archive → stage 2 → the nearline table (--table). Replays
                    overwrite by key, so re-running is safe. Use another --table to
                    dark-launch a new table beside the live one and compare.
-  --stage raw      raw archive (<archive>/raw/date=D/...) → stage 1 again with the
-                   current schemas → a staged + error archive at --out-archive (a
-                   different root: a dark launch to compare before switching over).
+  --stage raw      raw archive (<archive>/raw/date=D/...: the Avro files fineo stream
+                   writes, keeping each record's stream, shard and sequence number, or
+                   JSON Lines files) → stage 1 again with the current schemas → a
+                   staged + error archive at --out-archive (a different root: a dark
+                   launch to compare before switching over).
 `
 
 func cmdReplay(ctx context.Context, args []string) error {
