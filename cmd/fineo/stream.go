@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
@@ -28,6 +31,7 @@ type streamFlags struct {
 	start, checkpointTable, consumer, stages         string
 	window, stopAfterIdle, poll, discover            time.Duration
 	retention, bucket                                time.Duration
+	createTable                                      bool
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
@@ -48,7 +52,8 @@ func cmdStream(ctx context.Context, args []string) error {
 	err := parseBeamFlags("stream", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&f.rawStream, "raw-stream", "", "Kinesis stream of raw JSON events (stages all and 1)")
 		fs.StringVar(&f.stagedStream, "staged-stream", "", "Kinesis stream of staged events: written by stage 1, read by stage 2")
-		fs.StringVar(&f.table, "table", "", "nearline DynamoDB table (stages all and 2); created if missing")
+		fs.StringVar(&f.table, "table", "", "nearline DynamoDB table (stages all and 2); see fineo table create")
+		fs.BoolVar(&f.createTable, "create-table", false, "create the nearline table if it is missing (needs dynamodb:CreateTable)")
 		fs.StringVar(&f.archive, "archive", "", "archive root: a directory or s3://bucket/prefix")
 		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory or dynamodb://TABLE (env FINEO_SCHEMAS); stages all and 1")
 		fs.StringVar(&f.stages, "stages", pipelines.StagesAll, "which stages to run: all, 1 or 2")
@@ -71,7 +76,7 @@ func cmdStream(ctx context.Context, args []string) error {
 	}
 	// The signal that cancelled ctx stops the job through the Job API (exit
 	// 0); the job itself runs on a context that signals do not cancel.
-	_, err = runStream(context.WithoutCancel(ctx), cfg, ctx.Done(), os.Stdout)
+	_, err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)
 	return err
 }
 
@@ -137,7 +142,7 @@ func parseStart(s string) (kinesisio.Position, error) {
 
 // runStream prepares the tables, resumes from the checkpoints and runs the
 // streaming job until it ends (--stop-after-idle) or stop is closed.
-func runStream(ctx context.Context, cfg pipelines.StreamConfig, stop <-chan struct{}, out io.Writer) (metrics.Summary, error) {
+func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool, stop <-chan struct{}, out io.Writer) (metrics.Summary, error) {
 	if err := runners.Check(runners.Unbounded); err != nil {
 		return nil, usageError(err)
 	}
@@ -158,7 +163,16 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, stop <-chan stru
 		return nil, err
 	}
 	if cfg.Table != "" && cfg.Stages != pipelines.Stage1 {
-		if err := dynamodbio.CreateTable(ctx, ddb, cfg.Table); err != nil {
+		if createTable {
+			err = dynamodbio.CreateTable(ctx, ddb, cfg.Table)
+		} else {
+			_, err = ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.Table)})
+			var missing *types.ResourceNotFoundException
+			if errors.As(err, &missing) {
+				err = usageError(fmt.Errorf("nearline table %s does not exist: create it with `fineo table create --table %[1]s`, or pass --create-table", cfg.Table))
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

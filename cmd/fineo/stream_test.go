@@ -136,7 +136,7 @@ func TestStreamKillRestart(t *testing.T) {
 
 	args := []string{"stream", "--raw-stream", raw, "--table", table, "--archive", archiveDir,
 		"--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"),
-		"--window", "2s", "--poll", "100ms", "--discover", "1s", "--log-level", "warn"}
+		"--window", "2s", "--poll", "100ms", "--discover", "1s", "--log-level", "warn", "--create-table"}
 	start := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
 		cmd := exec.Command(bin, append(append([]string{}, args...), extra...)...)
 		var out bytes.Buffer

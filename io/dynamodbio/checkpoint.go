@@ -66,9 +66,10 @@ type Checkpoints struct {
 }
 
 // EnsureCheckpointTable creates the checkpoint table if it does not exist
-// (the same key schema as the nearline table) and waits until it is ACTIVE.
+// (the same key schema as the nearline table, no TTL) and waits until it
+// is ACTIVE.
 func EnsureCheckpointTable(ctx context.Context, api API, table string) error {
-	_, err := EnsureTable(ctx, api, table)
+	_, _, err := ensureTable(ctx, api, table)
 	return err
 }
 

@@ -467,34 +467,12 @@ func CreateTable(ctx context.Context, api API, table string) error {
 // EnsureTable is CreateTable returning what it did.
 func EnsureTable(ctx context.Context, api API, table string) (TableReport, error) {
 	rep := TableReport{Table: table}
-	_, err := api.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(table),
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
-		},
-		BillingMode: types.BillingModePayPerRequest,
-	})
-	var inUse *types.ResourceInUseException
-	switch {
-	case err == nil:
-		rep.Created = true
-	case errors.As(err, &inUse):
-	default:
-		return rep, fmt.Errorf("dynamodbio: create table %s: %w", table, err)
-	}
-	desc, err := waitActive(ctx, api, table)
+	desc, created, err := ensureTable(ctx, api, table)
 	if err != nil {
 		return rep, err
 	}
+	rep.Created = created
 	rep.Status = string(desc.TableStatus)
-	if err := checkKeySchema(desc); err != nil {
-		return rep, fmt.Errorf("dynamodbio: table %s: %w", table, err)
-	}
 
 	ttl, err := api.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 	if err != nil {
@@ -535,6 +513,49 @@ func EnsureTable(ctx context.Context, api API, table string) (TableReport, error
 	rep.TTL = "enabled on " + AttrExpiresAt
 	rep.TTLEnabled = true
 	return rep, nil
+}
+
+// ensureTable makes sure table exists with the (pk, sk) key schema and is
+// ACTIVE: DescribeTable first, so that a job whose role may not create
+// tables runs against an existing one; CreateTable (on-demand) only when it
+// is missing.
+func ensureTable(ctx context.Context, api API, table string) (desc *types.TableDescription, created bool, err error) {
+	_, err = api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	var missing *types.ResourceNotFoundException
+	if errors.As(err, &missing) {
+		_, err = api.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName: aws.String(table),
+			AttributeDefinitions: []types.AttributeDefinition{
+				{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+				{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
+			},
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
+			},
+			BillingMode: types.BillingModePayPerRequest,
+		})
+		var inUse *types.ResourceInUseException
+		switch {
+		case err == nil:
+			created = true
+		case errors.As(err, &inUse): // created meanwhile
+			err = nil
+		default:
+			return nil, false, fmt.Errorf("dynamodbio: create table %s: %w", table, err)
+		}
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("dynamodbio: describe table %s: %w", table, err)
+	}
+	desc, err = waitActive(ctx, api, table)
+	if err != nil {
+		return nil, created, err
+	}
+	if err := checkKeySchema(desc); err != nil {
+		return nil, created, fmt.Errorf("dynamodbio: table %s: %w", table, err)
+	}
+	return desc, created, nil
 }
 
 func checkKeySchema(desc *types.TableDescription) error {
