@@ -52,7 +52,14 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}, os.Stdout); err != nil {
 		return err
 	}
-	return describeLake(ctx, os.Stdout, lakeDir)
+	if err := describeLake(ctx, os.Stdout, lakeDir); err != nil {
+		return err
+	}
+	if !standinsRunning() {
+		fmt.Print(standinsHint)
+		return nil
+	}
+	return demoStream(ctx, os.Stdout, sample, out)
 }
 
 // describeLake prints the lake's tables and the SQL to try.

@@ -206,8 +206,13 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 	default:
 	}
 	fmt.Fprintf(out, "%s after %s\n", how, time.Since(start).Round(time.Millisecond))
-	if sum != nil {
+	switch {
+	case sum == nil:
+	case how == "ended":
+		sum.Print(out) // every window committed: the counts must conserve
+	default:
 		sum.PrintCounters(out)
+		fmt.Fprintln(out, "  (windows not yet committed when stopped are read again from the checkpoints on the next start)")
 	}
 	return sum, nil
 }
