@@ -1,10 +1,14 @@
 package runners_test
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,8 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/io/kinesisio"
 	"github.com/fineo-io/ingest/records"
 )
 
@@ -400,4 +409,96 @@ func killWorkers(t *testing.T, persist string) {
 		}
 		t.Logf("killed left-over SDK worker %d (%s)", pid, exe)
 	}
+}
+
+// TestPortableStream runs a bounded streaming job (fineo stream
+// --stop-after-idle) over the sample in Kinesis on the embedded prism
+// runner and through a standalone prism job server (universal, LOOPBACK):
+// the Job API path a Flink job server takes. Both must make the same
+// counts, the same staged events and the same nearline items.
+func TestPortableStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds fineo and prism")
+	}
+	testenv.Kinesis(t)
+	testenv.DynamoDB(t)
+	bin := fineoBinary(t)
+	endpoint := testenv.PrismJobServer(t)
+	ctx := context.Background()
+	kin := testenv.KinesisClient(t)
+	raw := testenv.UniqueName(t, "raw")
+	testenv.CreateStream(t, kin, raw, 2)
+	var recs []kinesisio.PutRecord
+	for i, l := range sampleLines(t) {
+		recs = append(recs, kinesisio.PutRecord{Data: l, PartitionKey: strconv.Itoa(i)})
+	}
+	if _, failed, err := kinesisio.PutRecords(ctx, kin, raw, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
+		t.Fatalf("put: %v (%d failed)", err, len(failed))
+	}
+	ddb, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, runnerFlags ...string) (map[string]int64, map[string]int, int) {
+		arch := filepath.Join(t.TempDir(), "archive")
+		table := testenv.UniqueName(t, name)
+		args := append([]string{"stream", "--raw-stream", raw, "--table", table, "--create-table", "--archive", arch,
+			"--schemas", filepath.Join(sample, "schemas"), "--consumer", name, "--window", "5s",
+			"--poll", "100ms", "--stop-after-idle", "3s"}, runnerFlags...)
+		c := counters(t, runFineo(t, 3*time.Minute, bin, args...))
+		items := 0
+		in := &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"}
+		for {
+			out, err := ddb.Scan(ctx, in)
+			if err != nil {
+				t.Fatalf("scan %s: %v", table, err)
+			}
+			items += int(out.Count)
+			if len(out.LastEvaluatedKey) == 0 {
+				break
+			}
+			in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+		return c, stagedEvents(t, arch), items
+	}
+	wantC, wantStaged, wantItems := run("embedded")
+	gotC, gotStaged, gotItems := run("universal", "--runner=universal", "--endpoint="+endpoint, "--environment_type=LOOPBACK")
+	for _, k := range []string{"events_in", "staged", "staged_written", "customer_errors_written", "raw_archived", "kinesis_records"} {
+		if wantC[k] == 0 || gotC[k] != wantC[k] {
+			t.Errorf("counter %s: universal %d, embedded %d", k, gotC[k], wantC[k])
+		}
+	}
+	if missing, extra := diff(wantStaged, gotStaged); len(missing)+len(extra) > 0 || len(wantStaged) == 0 {
+		t.Errorf("staged events differ: %d missing (e.g. %v), %d extra (e.g. %v)", len(missing), first(missing), len(extra), first(extra))
+	}
+	if gotItems != wantItems || wantItems == 0 {
+		t.Errorf("nearline items: universal %d, embedded %d", gotItems, wantItems)
+	}
+}
+
+// sampleLines returns the sample's lines that fit in a Kinesis record.
+func sampleLines(t *testing.T) [][]byte {
+	t.Helper()
+	var lines [][]byte
+	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
+		f, err := os.Open(filepath.Join(sample, "raw", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(name, ".gz") {
+			if r, err = gzip.NewReader(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			if len(sc.Bytes()) <= 1<<20 {
+				lines = append(lines, bytes.Clone(sc.Bytes()))
+			}
+		}
+		f.Close()
+	}
+	return lines
 }
