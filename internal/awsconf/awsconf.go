@@ -4,12 +4,17 @@
 // when no region is configured, and the SDK's standard retries without its
 // client-side retry quota — under sustained throttling that quota turns
 // throttles into "failed to get rate limit token" errors, while Fineo's IO
-// packages do their own backoff with jitter.
+// packages do their own backoff with jitter. AWS_MAX_ATTEMPTS sets the
+// attempts per call (a custom retryer makes the SDK ignore it otherwise).
+// Calls that Fineo retries itself (BatchWriteItem, GetRecords,
+// GetShardIterator, PutRecords) turn the SDK's retries off per call.
 package awsconf
 
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -22,8 +27,21 @@ const DefaultRegion = "us-east-1"
 
 // Load returns the AWS configuration. Errors name files and settings, never secrets.
 func Load(ctx context.Context) (aws.Config, error) {
+	attempts := 0 // the SDK's default (3)
+	if v := os.Getenv("AWS_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return aws.Config{}, fmt.Errorf("load AWS config: AWS_MAX_ATTEMPTS=%q is not a positive number", v)
+		}
+		attempts = n
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.RateLimiter = ratelimit.None
+			if attempts > 0 {
+				o.MaxAttempts = attempts
+			}
+		})
 	}))
 	if err != nil {
 		return cfg, fmt.Errorf("load AWS config: %w", err)

@@ -35,6 +35,10 @@ type WriterOptions struct {
 	Concurrency int
 }
 
+// ownRetries turns off the SDK's retries for a call that WriteItems retries
+// itself, so that every throttle is seen, counted and backed off once.
+func ownRetries(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
+
 func (o WriterOptions) withDefaults() WriterOptions {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 8
@@ -247,7 +251,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []types.WriteRequest) e
 		}
 		out, err := w.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 			RequestItems: map[string][]types.WriteRequest{w.table: pending},
-		})
+		}, ownRetries)
 		w.count(func(s *WriteStats) { s.Calls++ })
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {

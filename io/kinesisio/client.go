@@ -30,6 +30,11 @@ type API interface {
 
 var _ API = (*kinesis.Client)(nil)
 
+// ownRetries turns off the SDK's retries for a call that this package
+// retries itself (GetRecords, GetShardIterator, PutRecords), so that every
+// throttle is seen, counted and backed off with jitter exactly once.
+func ownRetries(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
+
 // NewClient returns a Kinesis client from the standard AWS configuration
 // (environment, profile, instance role); the endpoint comes from
 // AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL when set. The region defaults

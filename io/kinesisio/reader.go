@@ -253,7 +253,7 @@ func (r *ShardReader) Next(ctx context.Context) (Page, error) {
 		out, err := r.api.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: r.iter,
 			Limit:         aws.Int32(r.o.Limit),
-		})
+		}, ownRetries)
 		if err != nil {
 			wait := true
 			switch classify(err) {
@@ -331,7 +331,7 @@ func (r *ShardReader) getIterator(ctx context.Context) error {
 		return fmt.Errorf("kinesisio: unknown position kind %d", int(r.pos.Kind))
 	}
 	r.stats.IteratorCalls++
-	out, err := r.api.GetShardIterator(ctx, in)
+	out, err := r.api.GetShardIterator(ctx, in, ownRetries)
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []entry) error {
 		for i, e := range pending {
 			in.Records[i] = types.PutRecordsRequestEntry{Data: e.rec.Data, PartitionKey: aws.String(e.rec.PartitionKey)}
 		}
-		out, err := w.api.PutRecords(ctx, in)
+		out, err := w.api.PutRecords(ctx, in, ownRetries)
 		w.stats.Calls++
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
