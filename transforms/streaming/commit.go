@@ -127,7 +127,7 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 	if iw, ok := w.(window.IntervalWindow); ok {
 		start = iw.Start.ToTime().UTC()
 	}
-	name := fmt.Sprintf("%s_%s_%s_%s", start.Format("20060102T1504Z"), safeName(first.Stream), safeName(first.Shard), first.First)
+	name := fmt.Sprintf("%s_%s_%s_%s", start.Format("20060102T150405Z"), safeName(first.Stream), safeName(first.Shard), first.First)
 
 	// Merge the pages' blocks by partition, in shard order.
 	var raw archive.Block

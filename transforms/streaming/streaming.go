@@ -187,20 +187,27 @@ func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 	if err != nil {
 		return err
 	}
-	var procErrs archive.Block
+	// The page's staged events, whatever their partitions, go to the sinks
+	// in one write each: full 25-item batches and 500-record calls, one
+	// retry budget per page.
+	var all, procErrs archive.Block
 	for part, b := range staged {
 		out.Parts = append(out.Parts, Part{part, b})
-		if f.StagedStream != "" {
-			failed := putStaged(ctx, f.c.kinesis, f.StagedStream, b, f.Put)
-			procErrs = appendBlock(procErrs, failed)
+		all = appendBlock(all, b)
+	}
+	if f.StagedStream != "" && all.Count > 0 {
+		failed, err := putStaged(ctx, f.c.kinesis, f.StagedStream, all, f.Put)
+		if err != nil && ctx.Err() != nil {
+			return err // cancelled: the runner re-runs the page
 		}
-		if f.Table != "" {
-			failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, b, f.Items, f.Writer)
-			if err != nil && ctx.Err() != nil {
-				return err
-			}
-			procErrs = appendBlock(procErrs, failed)
+		procErrs = appendBlock(procErrs, failed)
+	}
+	if f.Table != "" && all.Count > 0 {
+		failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, all, f.Items, f.Writer)
+		if err != nil && ctx.Err() != nil {
+			return err
 		}
+		procErrs = appendBlock(procErrs, failed)
 	}
 	for part, b := range errs {
 		out.Parts = append(out.Parts, Part{part, b})
@@ -256,7 +263,7 @@ func appendBlock(a, b archive.Block) archive.Block {
 
 // putStaged puts a block's staged events to the staged stream, one record
 // each; what cannot be written comes back as processing-error records.
-func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.Block, o kinesisio.WriterOptions) (failed archive.Block) {
+func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.Block, o kinesisio.WriterOptions) (failed archive.Block, err error) {
 	recs := make([]kinesisio.PutRecord, 0, b.Count)
 	events := make(map[*byte]*records.Event, b.Count)
 	data := b.Data
@@ -276,7 +283,7 @@ func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.
 		recs = append(recs, rec)
 		data = rest
 	}
-	stats, bad, _ := kinesisio.PutRecords(ctx, api, stream, recs, o)
+	stats, bad, err := kinesisio.PutRecords(ctx, api, stream, recs, o)
 	metrics.Counter(StagedStreamWritten).Inc(ctx, stats.Written)
 	metrics.Counter(StagedStreamRetries).Inc(ctx, stats.Retries)
 	metrics.Counter(StagedStreamFailed).Inc(ctx, int64(len(bad)))
@@ -290,7 +297,7 @@ func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.
 		failed.Count++
 	}
 	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, failed.Count)
-	return failed
+	return failed, err
 }
 
 type stage2Fn struct {
