@@ -14,6 +14,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
@@ -59,12 +60,50 @@ func Check(k Kind) error {
 }
 
 // Run runs p on the selected runner and waits for it.
+//
+// Embedded prism (--runner=prism, or a streaming job, without --endpoint)
+// runs on a job server this process starts and guards so that only
+// loopback peers reach it (see guard_linux.go), submitted to through the
+// Job API with the LOOPBACK environment — the same path as a remote job
+// server.
 func Run(ctx context.Context, k Kind, p *beam.Pipeline) (beam.PipelineResult, error) {
 	if err := Check(k); err != nil {
 		return nil, err
 	}
-	defaultWorkerBinary(Name(k))
-	return beam.Run(ctx, Name(k), p)
+	runner := Name(k)
+	if runner == "prism" && *jobopts.Endpoint == "" {
+		ep, err := embeddedPrism(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ep != "" {
+			oldEnv := *jobopts.EnvironmentType
+			*jobopts.Endpoint = ep
+			if oldEnv == "" {
+				*jobopts.EnvironmentType = "loopback"
+			}
+			defer func() { *jobopts.Endpoint, *jobopts.EnvironmentType = "", oldEnv }()
+		}
+	}
+	defaultWorkerBinary(runner)
+	return beam.Run(ctx, runner, p)
+}
+
+// embedded is the process's guarded prism job server, started once.
+var embedded struct {
+	sync.Mutex
+	endpoint string
+}
+
+func embeddedPrism(ctx context.Context) (string, error) {
+	embedded.Lock()
+	defer embedded.Unlock()
+	if embedded.endpoint != "" {
+		return embedded.endpoint, nil
+	}
+	ep, err := startGuardedPrism(context.WithoutCancel(ctx))
+	embedded.endpoint = ep
+	return ep, err
 }
 
 // defaultWorkerBinary makes a portable submission whose workers run outside
