@@ -51,21 +51,21 @@ func (c StreamConfig) Validate() error {
 	switch c.Stages {
 	case "", StagesAll:
 		if c.RawStream == "" || c.Table == "" {
-			return fmt.Errorf("stream: stages %q need --raw-stream and --table", StagesAll)
+			return fmt.Errorf("--stages %q needs --raw-stream and --table", StagesAll)
 		}
 	case Stage1:
 		if c.RawStream == "" || c.StagedStream == "" {
-			return fmt.Errorf("stream: stage 1 needs --raw-stream and --staged-stream")
+			return fmt.Errorf("--stages 1 needs --raw-stream and --staged-stream")
 		}
 	case Stage2:
 		if c.StagedStream == "" || c.Table == "" {
-			return fmt.Errorf("stream: stage 2 needs --staged-stream and --table")
+			return fmt.Errorf("--stages 2 needs --staged-stream and --table")
 		}
 	default:
-		return fmt.Errorf("stream: --stages must be all, 1 or 2, not %q", c.Stages)
+		return fmt.Errorf("--stages must be all, 1 or 2, not %q", c.Stages)
 	}
 	if c.Archive == "" {
-		return fmt.Errorf("stream: no archive")
+		return fmt.Errorf("--archive is required")
 	}
 	return nil
 }
