@@ -32,6 +32,7 @@ type streamFlags struct {
 	window, stopAfterIdle, poll, discover            time.Duration
 	retention, bucket                                time.Duration
 	createTable                                      bool
+	notify                                           notifyFlag
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
@@ -54,6 +55,7 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.StringVar(&f.stagedStream, "staged-stream", "", "Kinesis stream of staged events: written by stage 1, read by stage 2")
 		fs.StringVar(&f.table, "table", "", "nearline DynamoDB table (stages all and 2); see fineo table create")
 		fs.BoolVar(&f.createTable, "create-table", false, "create the nearline table if it is missing (needs dynamodb:CreateTable)")
+		fs.Var(&f.notify, "notify", notifyUsage+" (sent when the job ends)")
 		fs.StringVar(&f.archive, "archive", "", "archive root: a directory or s3://bucket/prefix")
 		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory or dynamodb://TABLE (env FINEO_SCHEMAS); stages all and 1")
 		fs.StringVar(&f.stages, "stages", pipelines.StagesAll, "which stages to run: all, 1 or 2")
@@ -76,8 +78,15 @@ func cmdStream(ctx context.Context, args []string) error {
 	}
 	// The signal that cancelled ctx stops the job through the Job API (exit
 	// 0); the job itself runs on a context that signals do not cancel.
-	_, err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)
-	return err
+	end := jobEnd{job: "stream", run: newRunID(time.Now()), started: time.Now(), archive: cfg.Archive,
+		notify: f.notify, order: ingestUsageOrder}
+	end.sum, end.err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)
+	if end.sum != nil || end.err != nil {
+		// Per-tenant usage (<archive>/_usage/stream-<run>.json) and the
+		// --notify alert, for the run that just ended or was stopped.
+		finishJob(context.WithoutCancel(ctx), os.Stdout, end)
+	}
+	return end.err
 }
 
 // config checks the flags and builds the pipeline configuration (without

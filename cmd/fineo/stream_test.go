@@ -192,6 +192,14 @@ func TestStreamKillRestart(t *testing.T) {
 		t.Fatalf("run 3: %v; output:\n%s", err, out)
 	}
 
+	// Each run that ran writes its per-tenant usage beside the archive.
+	if usage, _ := filepath.Glob(filepath.Join(archiveDir, "_usage", "stream-*.json")); len(usage) < 2 {
+		t.Errorf("usage files: %v; want one per completed or stopped run", usage)
+	}
+	if !strings.Contains(out.String(), "conservation: events_in") || strings.Contains(out.String(), "MISMATCH") {
+		t.Errorf("run 3 output lacks a holding conservation check:\n%s", out)
+	}
+
 	items, ids := nearlineCount(t, ddb, table)
 	if items != distinct || ids != distinct {
 		t.Errorf("nearline: %d items, %d distinct event ids; want exactly %d of each", items, ids, distinct)
