@@ -33,9 +33,11 @@ type StreamConfig struct {
 	Window time.Duration // archive window; default 1 minute
 	// CheckpointTable and Consumer name the durable checkpoint table.
 	CheckpointTable, Consumer string
-	Items                     dynamodbio.ItemOptions
-	Writer                    dynamodbio.WriterOptions
-	Put                       kinesisio.WriterOptions
+	// Notify: alert targets, one alert per shard and window with errors.
+	Notify []string
+	Items  dynamodbio.ItemOptions
+	Writer dynamodbio.WriterOptions
+	Put    kinesisio.WriterOptions
 }
 
 // SourceStream is the stream the job reads.
@@ -96,5 +98,5 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 		results = streaming.Stage1Pages(s, sc, pages)
 	}
 	streaming.Commit(s, streaming.CommitConfig{Archive: cfg.Archive, Window: cfg.Window,
-		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer}, results)
+		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer, Notify: cfg.Notify, Job: "stream"}, results)
 }

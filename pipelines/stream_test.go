@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +27,7 @@ import (
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
 	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/notify"
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/runners"
@@ -341,6 +345,23 @@ func TestStreamEndToEnd(t *testing.T) {
 	half := len(lines) / 2
 	putLines(t, e.kin, e.raw, lines[:half], 0)
 
+	// Alerts: one per shard and window with errors, to a local receiver.
+	var alerts struct {
+		sync.Mutex
+		got []notify.Notification
+	}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n notify.Notification
+		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+			t.Errorf("alert: %v", err)
+		}
+		alerts.Lock()
+		alerts.got = append(alerts.got, n)
+		alerts.Unlock()
+	}))
+	defer hook.Close()
+	e.cfg.Notify = []string{hook.URL + "/alerts?token=secret"}
+
 	// The second half arrives while the job runs.
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -376,6 +397,32 @@ func TestStreamEndToEnd(t *testing.T) {
 		t.Errorf("%d raw files for %d pages", rawFiles, pages)
 	}
 	t.Logf("%d records, %d pages, %d files", len(lines), sum[kinesisio.KinesisPages], len(a.files))
+
+	// Every customer error is in exactly one alert (ids unique per shard
+	// and window), by tenant and kind.
+	alerts.Lock()
+	ids := map[string]bool{}
+	kindsAlerted := map[string]int64{}
+	for _, n := range alerts.got {
+		if ids[n.ID] || n.Status != "customer_errors" || n.ErrorArchive.Customer == "" {
+			t.Errorf("alert %s: duplicate id, status %q or no error file (%q)", n.ID, n.Status, n.ErrorArchive.Customer)
+		}
+		ids[n.ID] = true
+		for _, te := range n.Tenants {
+			for k, c := range te.Kinds {
+				kindsAlerted[k] += c
+			}
+		}
+	}
+	alerts.Unlock()
+	for k, c := range exp.Errors {
+		if kindsAlerted[k] != int64(c) {
+			t.Errorf("alerts report %d %s errors, want %d", kindsAlerted[k], k, c)
+		}
+	}
+	if int64(len(ids)) != sum[streaming.AlertsSent] || len(ids) == 0 {
+		t.Errorf("%d alerts received, alerts_sent = %d", len(ids), sum[streaming.AlertsSent])
+	}
 
 	// Replaying the raw archive (fineo replay --stage raw) makes the same
 	// staged events, with the same stream lineage, and the same errors.

@@ -55,7 +55,7 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.StringVar(&f.stagedStream, "staged-stream", "", "Kinesis stream of staged events: written by stage 1, read by stage 2")
 		fs.StringVar(&f.table, "table", "", "nearline DynamoDB table (stages all and 2); see fineo table create")
 		fs.BoolVar(&f.createTable, "create-table", false, "create the nearline table if it is missing (needs dynamodb:CreateTable)")
-		fs.Var(&f.notify, "notify", notifyUsage+" (sent when the job ends)")
+		fs.Var(&f.notify, "notify", "send alerts (repeatable; https://..., http://127.0.0.1:PORT/... or sns://arn:...): one per shard and window with customer or processing errors, and one when the job ends")
 		fs.StringVar(&f.archive, "archive", "", "archive root: a directory or s3://bucket/prefix")
 		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory or dynamodb://TABLE (env FINEO_SCHEMAS); stages all and 1")
 		fs.StringVar(&f.stages, "stages", pipelines.StagesAll, "which stages to run: all, 1 or 2")
@@ -78,6 +78,9 @@ func cmdStream(ctx context.Context, args []string) error {
 	}
 	// The signal that cancelled ctx stops the job through the Job API (exit
 	// 0); the job itself runs on a context that signals do not cancel.
+	for _, t := range f.notify {
+		cfg.Notify = append(cfg.Notify, t.Spec())
+	}
 	end := jobEnd{job: "stream", run: newRunID(time.Now()), started: time.Now(), archive: cfg.Archive,
 		notify: f.notify, order: ingestUsageOrder}
 	end.sum, end.err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)

@@ -93,6 +93,10 @@ func (t Target) String() string {
 	return t.url.Scheme + "://" + t.url.Host + "/…"
 }
 
+// Spec returns the --notify value the target was parsed from, secrets
+// included (to hand to a worker; never log it).
+func (t Target) Spec() string { return t.raw }
+
 // Parse validates a --notify value.
 func Parse(s string) (Target, error) {
 	if arn, ok := strings.CutPrefix(s, "sns://"); ok {

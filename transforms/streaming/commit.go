@@ -17,6 +17,7 @@ import (
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/notify"
 	"github.com/fineo-io/ingest/records"
 )
 
@@ -45,6 +46,11 @@ type CommitConfig struct {
 	// CheckpointTable and Consumer name the durable checkpoint table (see
 	// dynamodbio.Checkpoints); no table: no checkpoints.
 	CheckpointTable, Consumer string
+	// Notify, when set, sends one alert per shard and window that produced
+	// customer or processing errors (ops/notify targets: https://...,
+	// http://localhost..., sns://...). Job names the job in alerts.
+	Notify []string
+	Job    string
 }
 
 // DefaultWindow is the archive window when CommitConfig.Window is zero.
@@ -69,14 +75,23 @@ func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
 	}
 	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages, beam.AllowedLateness(lateness))
 	grouped := beam.GroupByKey(s, windowed)
-	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer}, grouped)
+	for _, n := range cfg.Notify {
+		if _, err := notify.Parse(n); err != nil {
+			panic(err) // checked by the caller: a bad target is a usage error
+		}
+	}
+	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer,
+		Notify: cfg.Notify, Job: cfg.Job}, grouped)
 }
 
 type commitFn struct {
 	Archive, Table, Consumer string
+	Notify                   []string
+	Job                      string
 
-	store blob.Store
-	cps   *dynamodbio.Checkpoints
+	store   blob.Store
+	cps     *dynamodbio.Checkpoints
+	targets []notify.Target
 }
 
 // newCheckpointAPI makes the checkpoint table's client; tests replace it.
@@ -90,6 +105,13 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		return fmt.Errorf("streaming: opening archive %s: %w", f.Archive, err)
 	}
 	f.store = st
+	for _, n := range f.Notify {
+		t, err := notify.Parse(n)
+		if err != nil {
+			return err
+		}
+		f.targets = append(f.targets, t)
+	}
 	if f.Table != "" {
 		api, err := newCheckpointAPI(ctx)
 		if err != nil {
@@ -177,12 +199,14 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 		}
 		parts[procPart] = appendBlock(parts[procPart], procErrs)
 	}
+	errParts, errFiles := map[string]archive.Block{}, map[string]string{}
 	for _, part := range order {
 		b := parts[part]
 		if !strings.HasPrefix(part, archive.ErrorsDir+"/") {
 			continue
 		}
 		path := part + "/" + name + ".jsonl.gz"
+		errParts[part], errFiles[part] = b, f.store.URL(path)
 		if err := f.retry(ctx, func() error { return archive.WriteJSONLFile(ctx, f.store, path, []archive.Block{b}) }); err != nil {
 			// Nowhere left to put them: fail, and do not checkpoint.
 			return fmt.Errorf("streaming: writing error records to %s failed after %d attempts: %w", f.store.URL(path), writeAttempts, err)
@@ -198,6 +222,9 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 		return err
 	}
 	metrics.Counter(PagesCommitted).Inc(ctx, int64(len(pages)))
+	if len(f.targets) > 0 && len(errParts) > 0 {
+		sendAlert(ctx, f.targets, windowAlert(f.Job, first.Stream, first.Shard, start, errParts, errFiles))
+	}
 	return nil
 }
 
