@@ -10,6 +10,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -46,9 +47,48 @@ type Count struct {
 // Inc adds n to the counter.
 func (c Count) Inc(ctx context.Context, n int64) {
 	c.Counter.Inc(ctx, n)
+	local.Lock()
+	local.m[c.name] += n
+	local.Unlock()
 	if f := observer.Load(); f != nil {
 		(*f)(c.name, n)
 	}
+}
+
+// local holds the process-local totals of every Fineo counter.
+var local = struct {
+	sync.Mutex
+	m Summary
+}{m: Summary{}}
+
+// Local returns the process-local totals of the Fineo counters: what the
+// DoFns that ran in this process added. For a job whose workers all ran
+// in this process (the direct runner, embedded prism, LOOPBACK), the
+// difference of two snapshots around the run is the job's counters. The
+// streaming job reports it instead of the runner's metrics because
+// prism v2.77.0 can lose counter values: when two bundles first report a
+// counter at the same moment, their values are kept in a map keyed by the
+// counter's short id until its metadata arrives, and one overwrites the
+// other (jobservices/metrics.go, unprocessedPayloads).
+func Local() Summary {
+	local.Lock()
+	defer local.Unlock()
+	out := make(Summary, len(local.m))
+	for k, v := range local.m {
+		out[k] = v
+	}
+	return out
+}
+
+// Since returns s minus an earlier snapshot, without zero entries.
+func (s Summary) Since(before Summary) Summary {
+	out := Summary{}
+	for k, v := range s {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
 }
 
 // Counter returns the Beam counter of that name.

@@ -89,6 +89,14 @@ func Run(ctx context.Context, k Kind, p *beam.Pipeline) (beam.PipelineResult, er
 	return beam.Run(ctx, runner, p)
 }
 
+// InProcess says whether a job of kind k runs all its workers in this
+// process (direct, embedded prism, or a LOOPBACK environment), so that the
+// process-local counter totals (metrics.Local) are the job's counters.
+func InProcess(k Kind) bool {
+	r := Name(k)
+	return r == "direct" || (r == "prism" && *jobopts.Endpoint == "") || strings.EqualFold(*jobopts.EnvironmentType, "loopback")
+}
+
 // embedded is the process's guarded prism job server, started once.
 var embedded struct {
 	sync.Mutex

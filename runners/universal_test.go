@@ -445,7 +445,25 @@ func TestPortableStream(t *testing.T) {
 		args := append([]string{"stream", "--raw-stream", raw, "--table", table, "--create-table", "--archive", arch,
 			"--schemas", filepath.Join(sample, "schemas"), "--consumer", name, "--window", "5s",
 			"--poll", "100ms", "--stop-after-idle", "3s"}, runnerFlags...)
-		c := counters(t, runFineo(t, 3*time.Minute, bin, args...))
+		stdout := runFineo(t, 3*time.Minute, bin, args...)
+		if !strings.Contains(stdout, ": ok") || strings.Contains(stdout, "MISMATCH") {
+			// Say what the archive holds, to tell lost files from lost counts.
+			var errFiles, errRecords int
+			filepath.WalkDir(filepath.Join(arch, archive.ErrorsDir), func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				errFiles++
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				return archive.ReadErrors(f, func(*archive.ErrorRecord) error { errRecords++; return nil })
+			})
+			t.Logf("%s run: the archive holds %d error records in %d files; output:\n%s", name, errRecords, errFiles, stdout)
+		}
+		c := counters(t, stdout)
 		items := 0
 		in := &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"}
 		for {
