@@ -51,7 +51,7 @@ Usage:
 ingest and batch also take --quiet, --notify URL (repeatable), and every job
 --log-level and --log-format text|json.
 Beam's runner flags (--runner, --endpoint, --environment_type, ...) apply to
-ingest, batch, stream, replay and demo. Run "fineo COMMAND --help" for a command's flags.
+ingest, batch, stream, replay, restore and demo. Run "fineo COMMAND --help" for a command's flags.
 `
 
 // exitError carries a process exit code with its one-line reason.
@@ -170,7 +170,15 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 	fs := flag.CommandLine
 	fs.Init("fineo "+name, flag.ContinueOnError)
 	fs.SetOutput(redactWriter{os.Stderr}) // the flag package echoes bad values
-	own.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	own.VisitAll(func(f *flag.Flag) {
+		// A second command in one process (tests) rebinds the flag to
+		// this call's variables instead of redefining it.
+		if prev := fs.Lookup(f.Name); prev != nil {
+			prev.Value, prev.Usage, prev.DefValue = f.Value, f.Usage, f.DefValue
+			return
+		}
+		fs.Var(f.Value, f.Name, f.Usage)
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of fineo %s:\n", name)
 		own.PrintDefaults()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,10 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/dynamodbio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/ops/progress"
+	"github.com/fineo-io/ingest/runners"
 )
 
 // cmdRestore runs "fineo restore": it loads fast-restore backup files
@@ -23,109 +26,110 @@ func cmdRestore(ctx context.Context, args []string) error {
 }
 
 func runRestore(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("fineo restore", flag.ContinueOnError)
-	backup := fs.String("backup", "", "where the backup files are: a directory or s3://bucket/prefix (required)")
-	prefix := fs.String("prefix", "", "restore only the files whose path under --backup starts with this")
-	table := fs.String("table", "", "the DynamoDB table to restore into (required)")
-	create := fs.Bool("create-table", false, "create the nearline table first if it is missing (TTL on expires_at where supported)")
-	concurrency := fs.Int("concurrency", 4, "BatchWriteItem calls in flight")
-	maxAttempts := fs.Int("max-attempts", 8, "calls per batch of 25 items before its remaining items count as failed")
-	failedOut := fs.String("failed-out", "", "write the items that failed to this local file, as a backup file that restore can read again")
-	quiet := fs.Bool("quiet", false, "no progress lines")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fineo restore --backup DIR|s3://... --table NAME [--create-table] [--prefix P]\n\n"+
-			"Writes every item of the backup files (*.jsonl.gz, and *.json.gz of a native DynamoDB export)\n"+
-			"into the table. Restoring twice is harmless: items overwrite themselves. DynamoDB endpoint and\n"+
-			"credentials come from the standard AWS configuration (AWS_ENDPOINT_URL_DYNAMODB, ...).\n\n")
-		fs.PrintDefaults()
+	var (
+		backup, prefix, table, failedOut string
+		create, quiet                    bool
+		concurrency, maxAttempts         int
+	)
+	err := parseBeamFlags("restore", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&backup, "backup", "", "where the backup files are: a directory or s3://bucket/prefix (required)")
+		fs.StringVar(&prefix, "prefix", "", "restore only the files whose path under --backup starts with this")
+		fs.StringVar(&table, "table", "", "the DynamoDB table to restore into (required)")
+		fs.BoolVar(&create, "create-table", false, "create the nearline table first if it is missing (TTL on expires_at where supported)")
+		fs.IntVar(&concurrency, "concurrency", 4, "BatchWriteItem calls in flight per worker")
+		fs.IntVar(&maxAttempts, "max-attempts", 8, "calls per batch of 25 items before its remaining items count as failed")
+		fs.StringVar(&failedOut, "failed-out", "", "write the items that failed to this file (a directory path or s3://...), as a backup file that restore can read again")
+		fs.BoolVar(&quiet, "quiet", false, "no progress lines")
+	})
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError(err)
-	}
-	switch {
-	case fs.NArg() > 0:
-		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	case *backup == "":
-		return usageError(errors.New("--backup is required"))
-	case *table == "":
-		return usageError(errors.New("--table is required"))
+	if err := requireFlags("backup", backup, "table", table); err != nil {
+		return err
 	}
 
-	st, err := blob.Open(ctx, *backup)
+	st, err := blob.Open(ctx, backup)
 	if err != nil {
 		return err
 	}
-	client, err := dynamodbio.NewClient(ctx)
+	objs, err := dynamodbio.ListBackupFiles(ctx, st, prefix)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "fineo restore: %s → table %s\n", st.URL(*prefix), *table)
-	if *create {
-		rep, err := dynamodbio.EnsureTable(ctx, client, *table)
+	files := make([]string, len(objs))
+	for i, o := range objs {
+		files[i] = o.Path
+	}
+	fmt.Fprintf(out, "fineo restore: %s (%d file(s)) → table %s, runner %s\n", st.URL(prefix), len(files), table, runners.Name(runners.Bounded))
+	if create {
+		client, err := dynamodbio.NewClient(ctx)
+		if err != nil {
+			return err
+		}
+		rep, err := dynamodbio.EnsureTable(ctx, client, table)
 		if err != nil {
 			return err
 		}
 		printTableReport(out, rep)
 	}
 
-	start := time.Now()
+	// Why items failed: in-process workers report them here (remote
+	// workers log counts only).
 	var mu sync.Mutex
-	lastPrint := start
-	progress := func(files, items int64) {
-		if *quiet {
-			return
-		}
+	var reasons []dynamodbio.FailedItem
+	dynamodbio.SetRestoreFailureSink(func(fi dynamodbio.FailedItem) {
 		mu.Lock()
 		defer mu.Unlock()
-		now := time.Now()
-		if now.Sub(lastPrint) < time.Second {
-			return
+		if len(reasons) < 5 {
+			reasons = append(reasons, fi)
 		}
-		lastPrint = now
-		fmt.Fprintf(out, "  … %d file(s) done, %d item(s), %.0f items/s\n", files, items, float64(items)/now.Sub(start).Seconds())
-	}
-	o := dynamodbio.WriterOptions{MaxAttempts: *maxAttempts, Concurrency: *concurrency}
-	stats, failed, rerr := dynamodbio.Restore(ctx, client, *table, st, *prefix, o, progress)
+	})
+	defer dynamodbio.SetRestoreFailureSink(nil)
 
-	elapsed := stats.Elapsed
+	p, s := beam.NewPipelineWithRoot()
+	dynamodbio.RestoreFiles(s, dynamodbio.RestoreConfig{Backup: backup, Table: table, FailedOut: failedOut,
+		Writer: dynamodbio.WriterOptions{MaxAttempts: maxAttempts, Concurrency: concurrency}}, files)
+	stop := startProgress(quiet, "restore", progress.Totals{Files: int64(len(files))},
+		map[string]progress.Field{dynamodbio.RestoreFilesDone: progress.Files, dynamodbio.RestoreItems: progress.Events})
+	inProcess, before := runners.InProcess(runners.Bounded), metrics.Local()
+	start := time.Now()
+	pr, rerr := runners.Run(ctx, runners.Bounded, p)
+	stop()
+	elapsed := time.Since(start)
+	sum := metrics.FromResult(pr)
+	if inProcess {
+		sum = metrics.Local().Since(before)
+	}
+
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(stats.Written) / elapsed.Seconds()
+		rate = float64(sum[dynamodbio.RestoreWritten]) / elapsed.Seconds()
 	}
-	fmt.Fprintf(out, "  %-12s %d\n", "files", stats.Files)
-	fmt.Fprintf(out, "  %-12s %d\n", "items", stats.Items)
-	fmt.Fprintf(out, "  %-12s %d\n", "written", stats.Written)
-	if stats.Duplicates > 0 {
-		fmt.Fprintf(out, "  %-12s %d (same key again; the last copy was written)\n", "duplicates", stats.Duplicates)
+	fmt.Fprintf(out, "  %-12s %d\n", "files", sum[dynamodbio.RestoreFilesDone])
+	fmt.Fprintf(out, "  %-12s %d\n", "items", sum[dynamodbio.RestoreItems])
+	fmt.Fprintf(out, "  %-12s %d\n", "written", sum[dynamodbio.RestoreWritten])
+	if n := sum[dynamodbio.RestoreDuplicates]; n > 0 {
+		fmt.Fprintf(out, "  %-12s %d (same key again; the last copy was written)\n", "duplicates", n)
 	}
-	fmt.Fprintf(out, "  %-12s %d\n", "failed", stats.Failed)
+	failed := sum[dynamodbio.RestoreFailed]
+	fmt.Fprintf(out, "  %-12s %d\n", "failed", failed)
 	fmt.Fprintf(out, "  %-12s %d calls, %d retries, %d throttled, %d unprocessed\n", "requests",
-		stats.Writes.Calls, stats.Writes.Retries, stats.Writes.Throttles, stats.Writes.Unprocessed)
+		sum[dynamodbio.RestoreCalls], sum[dynamodbio.RestoreRetries], sum[dynamodbio.RestoreThrottles], sum[dynamodbio.RestoreUnprocessed])
 	fmt.Fprintf(out, "  %-12s %s (%.0f items/s)\n", "elapsed", elapsed.Round(time.Millisecond), rate)
-
-	if len(failed) > 0 {
-		for i, f := range failed {
-			if i == 5 {
-				fmt.Fprintf(out, "  … and %d more\n", len(failed)-5)
-				break
-			}
-			fmt.Fprintf(out, "  failed %s/%s: %s\n", attrString(f.Item, dynamodbio.AttrPK), attrString(f.Item, dynamodbio.AttrSK), f.Reason)
+	for i, f := range reasons {
+		fmt.Fprintf(out, "  failed %s/%s: %s\n", attrString(f.Item, dynamodbio.AttrPK), attrString(f.Item, dynamodbio.AttrSK), f.Reason)
+		if i == len(reasons)-1 && failed > int64(len(reasons)) {
+			fmt.Fprintf(out, "  … and %d more\n", failed-int64(len(reasons)))
 		}
-		if *failedOut != "" {
-			if err := writeFailed(*failedOut, failed); err != nil {
-				return fmt.Errorf("write --failed-out: %w (and %d item(s) failed)", err, len(failed))
-			}
-			fmt.Fprintf(out, "  the failed items are in %s (restore them with --backup of its directory)\n", *failedOut)
-		}
+	}
+	if failed > 0 && failedOut != "" && rerr == nil {
+		fmt.Fprintf(out, "  the failed items are in %s (restore them with --backup of its directory)\n", failedOut)
 	}
 	if rerr != nil {
-		return rerr
+		return fmt.Errorf("pipeline failed: %w", rerr)
 	}
-	if len(failed) > 0 {
-		return &exitError{code: 3, err: fmt.Errorf("%d of %d item(s) were not restored", len(failed), stats.Items)}
+	if failed > 0 {
+		return &exitError{code: 3, err: fmt.Errorf("%d of %d item(s) were not restored", failed, sum[dynamodbio.RestoreItems])}
 	}
 	return nil
 }
@@ -141,20 +145,4 @@ func attrString(item map[string]types.AttributeValue, name string) string {
 		return "(no " + name + ")"
 	}
 	return "(" + name + " not a string)"
-}
-
-func writeFailed(path string, failed []dynamodbio.FailedItem) error {
-	items := make([]map[string]types.AttributeValue, len(failed))
-	for i, f := range failed {
-		items[i] = f.Item
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := dynamodbio.WriteBackup(f, items); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

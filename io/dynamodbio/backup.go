@@ -308,10 +308,34 @@ const restoreChunk = 40 * MaxBatch
 func Restore(ctx context.Context, api API, table string, st blob.Store, prefix string, o WriterOptions, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	start := time.Now()
 	defer func() { stats.Elapsed = time.Since(start) }()
+	files, err := ListBackupFiles(ctx, st, prefix)
+	if err != nil {
+		return stats, nil, err
+	}
+	for _, obj := range files {
+		fs, f, err := RestoreFile(ctx, api, table, st, obj.Path, o, func(items int64) {
+			if progress != nil {
+				progress(stats.Files, stats.Items+items)
+			}
+		})
+		stats.add(fs)
+		failed = append(failed, f...)
+		if err != nil {
+			return stats, failed, err
+		}
+	}
+	if progress != nil {
+		progress(stats.Files, stats.Items)
+	}
+	return stats, failed, nil
+}
 
+// ListBackupFiles lists the backup files under prefix in st (see
+// IsBackupFile), sorted by path; none is an error.
+func ListBackupFiles(ctx context.Context, st blob.Store, prefix string) ([]blob.Object, error) {
 	objs, err := st.List(ctx, prefix)
 	if err != nil {
-		return stats, nil, fmt.Errorf("dynamodbio: restore: list %s: %w", st.URL(prefix), err)
+		return nil, fmt.Errorf("dynamodbio: restore: list %s: %w", st.URL(prefix), err)
 	}
 	var files []blob.Object
 	for _, obj := range objs {
@@ -320,9 +344,26 @@ func Restore(ctx context.Context, api API, table string, st blob.Store, prefix s
 		}
 	}
 	if len(files) == 0 {
-		return stats, nil, fmt.Errorf("dynamodbio: restore: no backup files (*%s, *.json.gz) under %s", BackupSuffix, st.URL(prefix))
+		return nil, fmt.Errorf("dynamodbio: restore: no backup files (*%s, *.json.gz) under %s", BackupSuffix, st.URL(prefix))
 	}
+	return files, nil
+}
 
+func (s *RestoreStats) add(o RestoreStats) {
+	s.Files += o.Files
+	s.Items += o.Items
+	s.Written += o.Written
+	s.Duplicates += o.Duplicates
+	s.Failed += o.Failed
+	s.Writes.add(o.Writes)
+}
+
+// RestoreFile writes every item of one backup file (path in st) into
+// table, in chunks. progress, if not nil, gets the items done so far in
+// the file. Items that could not be written are returned with their
+// reasons; the error is non-nil when the file could not be read to its
+// end (what was read before is written and counted) or writing stopped.
+func RestoreFile(ctx context.Context, api API, table string, st blob.Store, path string, o WriterOptions, progress func(items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	buf := make([]map[string]types.AttributeValue, 0, restoreChunk)
 	flush := func() error {
 		if len(buf) == 0 {
@@ -336,37 +377,32 @@ func Restore(ctx context.Context, api API, table string, st blob.Store, prefix s
 		failed = append(failed, f...)
 		buf = buf[:0]
 		if progress != nil {
-			progress(stats.Files, stats.Items)
+			progress(stats.Items)
 		}
 		return err
 	}
-	for _, obj := range files {
-		rc, err := st.Open(ctx, obj.Path)
-		if err != nil {
-			return stats, failed, fmt.Errorf("dynamodbio: restore: open %s: %w", st.URL(obj.Path), err)
+	rc, err := st.Open(ctx, path)
+	if err != nil {
+		return stats, nil, fmt.Errorf("dynamodbio: restore: open %s: %w", st.URL(path), err)
+	}
+	err = ReadBackup(rc, func(item map[string]types.AttributeValue) error {
+		stats.Items++
+		buf = append(buf, item)
+		if len(buf) >= restoreChunk {
+			return flush()
 		}
-		err = ReadBackup(rc, func(item map[string]types.AttributeValue) error {
-			stats.Items++
-			buf = append(buf, item)
-			if len(buf) >= restoreChunk {
-				return flush()
-			}
-			return nil
-		})
-		rc.Close()
-		if err != nil {
-			// Write what was read before the failure, so every item read is
-			// accounted for (written or failed), then stop.
-			flush()
-			return stats, failed, fmt.Errorf("dynamodbio: restore %s: %w", st.URL(obj.Path), err)
-		}
-		stats.Files++
+		return nil
+	})
+	rc.Close()
+	if err != nil {
+		// Write what was read before the failure, so every item read is
+		// accounted for (written or failed), then stop.
+		flush()
+		return stats, failed, fmt.Errorf("dynamodbio: restore %s: %w", st.URL(path), err)
 	}
 	if err := flush(); err != nil {
 		return stats, failed, fmt.Errorf("dynamodbio: restore: %w", err)
 	}
-	if progress != nil {
-		progress(stats.Files, stats.Items)
-	}
+	stats.Files = 1
 	return stats, failed, nil
 }
