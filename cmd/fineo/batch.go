@@ -203,6 +203,7 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	stop := startProgress(f.quiet, "batch", progress.Totals{Days: int64(len(days))},
 		map[string]progress.Field{pipelines.DaysDone: progress.Days, pipelines.StagedRead: progress.Events})
 	start := time.Now()
+	counters := runners.CountersOf(runners.Bounded)
 	pr, err := runners.Run(ctx, runners.Bounded, p)
 	stop()
 	if err != nil {
@@ -212,7 +213,7 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 		fmt.Fprintln(out, "pipeline graph written (--runner=dot); nothing was run")
 		return metrics.Summary{}, nil
 	}
-	sum := metrics.FromResult(pr)
+	sum := counters(pr)
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "done in %s (%.0f staged events/s)\n", elapsed.Round(time.Millisecond), float64(sum[pipelines.StagedRead])/elapsed.Seconds())
 	sum.PrintCounters(out)

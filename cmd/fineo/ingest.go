@@ -110,6 +110,7 @@ func runIngestJob(ctx context.Context, files []string, f ingestFlags, out io.Wri
 	}
 	stop := startProgress(f.quiet, "ingest", totals, map[string]progress.Field{metrics.EventsIn: progress.Events})
 	start := time.Now()
+	counters := runners.CountersOf(runners.Bounded)
 	pr, err := runners.Run(ctx, runners.Bounded, p)
 	stop()
 	if err != nil {
@@ -119,7 +120,7 @@ func runIngestJob(ctx context.Context, files []string, f ingestFlags, out io.Wri
 		fmt.Fprintln(out, "pipeline graph written (--runner=dot); nothing was run")
 		return metrics.Summary{}, nil
 	}
-	sum := metrics.FromResult(pr)
+	sum := counters(pr)
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "done in %s (%.0f events/s)\n", elapsed.Round(time.Millisecond), float64(sum[metrics.EventsIn])/elapsed.Seconds())
 	sum.Print(out)

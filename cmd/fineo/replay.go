@@ -103,11 +103,12 @@ func runReplayStaged(ctx context.Context, f replayFlags, out io.Writer) (metrics
 	pipelines.ReplayStaged(s, pipelines.ReplayStagedConfig{Archive: f.archive, Days: days, Write: dynamodbio.WriteConfig{Table: f.table}})
 	fmt.Fprintf(out, "fineo replay: staged archive %s (%d day(s)) → nearline table %s, runner %s\n", f.archive, len(days), f.table, runners.Name(runners.Bounded))
 	start := time.Now()
+	counters := runners.CountersOf(runners.Bounded)
 	pr, err := runners.Run(ctx, runners.Bounded, p)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
-	sum := metrics.FromResult(pr)
+	sum := counters(pr)
 	fmt.Fprintf(out, "done in %s\n", time.Since(start).Round(time.Millisecond))
 	sum.PrintCounters(out)
 	read, written := sum[archive.StagedRead], sum[dynamodbio.NearlineWritten]+sum[dynamodbio.NearlineDuplicates]+sum[dynamodbio.NearlineFailed]

@@ -14,7 +14,6 @@ import (
 
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/dynamodbio"
-	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/runners"
 )
@@ -91,15 +90,12 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 		Writer: dynamodbio.WriterOptions{MaxAttempts: maxAttempts, Concurrency: concurrency}}, files)
 	stop := startProgress(quiet, "restore", progress.Totals{Files: int64(len(files))},
 		map[string]progress.Field{dynamodbio.RestoreFilesDone: progress.Files, dynamodbio.RestoreItems: progress.Events})
-	inProcess, before := runners.InProcess(runners.Bounded), metrics.Local()
+	counters := runners.CountersOf(runners.Bounded)
 	start := time.Now()
 	pr, rerr := runners.Run(ctx, runners.Bounded, p)
 	stop()
 	elapsed := time.Since(start)
-	sum := metrics.FromResult(pr)
-	if inProcess {
-		sum = metrics.Local().Since(before)
-	}
+	sum := counters(pr)
 
 	rate := 0.0
 	if elapsed > 0 {

@@ -203,18 +203,12 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 		cfg.CheckpointTable, len(cfg.Read.Resume), runners.Name(runners.Unbounded))
 	slog.Info("stream started", "stream", cfg.SourceStream(), "resumed_shards", len(cfg.Read.Resume))
 	start := time.Now()
-	inProcess, before := runners.InProcess(runners.Unbounded), metrics.Local()
+	counters := runners.CountersOf(runners.Unbounded)
 	pr, err := runners.RunUntil(ctx, runners.Unbounded, p, stop)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
-	var sum metrics.Summary
-	switch {
-	case inProcess:
-		sum = metrics.Local().Since(before) // exact; see metrics.Local
-	case pr != nil:
-		sum = metrics.FromResult(pr)
-	}
+	sum := counters(pr)
 	how := "ended"
 	select {
 	case <-stop:
