@@ -1,16 +1,13 @@
 package pipelines_test
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,10 +15,10 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/fineo-io/ingest/internal/sampledata"
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
@@ -36,37 +33,16 @@ import (
 
 // sampleRecords returns the sample's raw lines that fit in a Kinesis
 // record (all but the one 10 MB line), and the ground truth adjusted for
-// the line left out (one too_large event).
+// the lines left out (too_large events).
 func sampleRecords(t *testing.T) ([][]byte, expected) {
 	t.Helper()
 	exp := loadExpected(t)
-	var lines [][]byte
-	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
-		f, err := os.Open(filepath.Join(sample, "raw", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r io.Reader = f
-		if strings.HasSuffix(name, ".gz") {
-			if r, err = gzip.NewReader(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			if len(sc.Bytes()) > 1<<20 {
-				exp.TotalEvents--
-				exp.Errors["too_large"]--
-				continue
-			}
-			lines = append(lines, bytes.Clone(sc.Bytes()))
-		}
-		f.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
+	lines, tooLarge, err := sampledata.KinesisLines(context.Background(), filepath.Join(sample, "raw"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	exp.TotalEvents -= tooLarge
+	exp.Errors["too_large"] -= tooLarge
 	return lines, exp
 }
 
@@ -143,18 +119,13 @@ func (e *streamEnv) run(t *testing.T, cfg pipelines.StreamConfig) metrics.Summar
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Stream(s, cfg)
 	start := time.Now()
-	if !runners.InProcess(runners.Unbounded) {
-		t.Fatal("the stream tests need in-process workers")
-	}
-	before := metrics.Local()
-	_, err = runners.Run(ctx, runners.Unbounded, p)
+	counters := runners.CountersOf(runners.Unbounded) // as fineo stream reports them
+	pr, err := runners.Run(ctx, runners.Unbounded, p)
 	if err != nil {
 		t.Fatalf("stream pipeline: %v", err)
 	}
 	t.Logf("stream pipeline ran %v", time.Since(start).Round(time.Millisecond))
-	// The process-local totals, as fineo stream reports them (prism can
-	// lose counter values; see metrics.Local).
-	return metrics.Local().Since(before)
+	return counters(pr)
 }
 
 // streamArchive is what a streaming job archived.
@@ -228,20 +199,7 @@ func nearlineIDs(t *testing.T, api *dynamodb.Client, table string, staged []*rec
 			t.Fatal(err)
 		}
 	}
-	items := 0
-	in := &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"}
-	for {
-		res, err := api.Scan(ctx, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items += int(res.Count)
-		if len(res.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
-	}
-	return ids, items
+	return ids, testenv.ScanItems(t, api, table, dynamodbio.AttrPK, nil)
 }
 
 // checkStream checks a streaming run against the sample's ground truth:

@@ -123,11 +123,12 @@ func attachFilter(fd int, prog []bpf.RawInstruction) error {
 	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(raw)), Filter: &raw[0]})
 }
 
-// procTCP calls fn for every row of /proc/self/net/tcp and tcp6: local and
-// remote address, state, inode.
-func procTCP(fn func(local, remote net.IP, lport int, state, inode string)) {
-	for _, file := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		b, err := os.ReadFile(file)
+// procTCP calls fn for every row of /proc/<pid>/net/tcp and tcp6 (pid
+// "self": this process's network namespace): local and remote address,
+// local port, state, inode.
+func procTCP(pid string, fn func(local, remote net.IP, lport int, state, inode string)) {
+	for _, file := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile("/proc/" + pid + "/net/" + file)
 		if err != nil {
 			continue
 		}
@@ -166,7 +167,7 @@ func procIP(h string) net.IP {
 // listenerInodes returns the inodes of the listening sockets on port.
 func listenerInodes(port int) map[string]bool {
 	out := map[string]bool{}
-	procTCP(func(_, _ net.IP, lport int, state, inode string) {
+	procTCP("self", func(_, _ net.IP, lport int, state, inode string) {
 		if lport == port && state == "0A" {
 			out[inode] = true
 		}
@@ -177,7 +178,7 @@ func listenerInodes(port int) map[string]bool {
 // remotePeers returns the non-loopback peers connected to port.
 func remotePeers(port int) []string {
 	var out []string
-	procTCP(func(_, remote net.IP, lport int, state, _ string) {
+	procTCP("self", func(_, remote net.IP, lport int, state, _ string) {
 		if lport == port && state != "0A" && !remote.IsLoopback() && !remote.IsUnspecified() {
 			out = append(out, remote.String())
 		}

@@ -1,20 +1,21 @@
+//go:build linux
+
 package runners_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fineo-io/ingest/runners"
 )
 
 // listener is a listening TCP socket seen in a process.
@@ -61,48 +62,16 @@ func socketInodes(pid int) map[string]bool {
 	return inodes
 }
 
-// procIP decodes an address of /proc/net/tcp{,6}: 32-bit words in host
-// (little-endian) byte order.
-func procIP(h string) (net.IP, error) {
-	b, err := hex.DecodeString(h)
-	if err != nil || (len(b) != 4 && len(b) != 16) {
-		return nil, fmt.Errorf("bad address %q", h)
-	}
-	for i := 0; i < len(b); i += 4 {
-		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
-	}
-	return net.IP(b), nil
-}
-
 // listeners returns the listening TCP sockets (state 0A) of pid whose
 // inodes are in inodes. /proc/<pid>/net/tcp lists the sockets of the whole
 // network namespace, hence the inode match against the process's fds.
 func listeners(pid int, inodes map[string]bool) []listener {
 	var ls []listener
-	for _, file := range []string{"tcp", "tcp6"} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, file))
-		if err != nil {
-			continue
+	runners.ProcTCP(pid, func(local, _ net.IP, port int, state, inode string) {
+		if state == "0A" && inodes[inode] {
+			ls = append(ls, listener{local, port})
 		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Scan() // header
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
-				continue
-			}
-			host, port, ok := strings.Cut(f[1], ":")
-			if !ok {
-				continue
-			}
-			ip, err := procIP(host)
-			p, perr := strconv.ParseUint(port, 16, 16)
-			if err != nil || perr != nil {
-				continue
-			}
-			ls = append(ls, listener{ip, int(p)})
-		}
-	}
+	})
 	return ls
 }
 
@@ -168,9 +137,6 @@ func runSampled(t *testing.T, bin string, probe bool, args ...string) sampled {
 // reachable from other hosts. The same sampler then sees the known exposure
 // of --runner=prism, which shows that it does detect listeners.
 func TestNoListenerByDefault(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
 	if testing.Short() {
 		t.Skip("builds fineo")
 	}

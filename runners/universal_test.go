@@ -1,14 +1,11 @@
 package runners_test
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
+	"github.com/fineo-io/ingest/internal/sampledata"
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
@@ -464,20 +459,7 @@ func TestPortableStream(t *testing.T) {
 			t.Logf("%s run: the archive holds %d error records in %d files; output:\n%s", name, errRecords, errFiles, stdout)
 		}
 		c := counters(t, stdout)
-		items := 0
-		in := &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"}
-		for {
-			out, err := ddb.Scan(ctx, in)
-			if err != nil {
-				t.Fatalf("scan %s: %v", table, err)
-			}
-			items += int(out.Count)
-			if len(out.LastEvaluatedKey) == 0 {
-				break
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
-		}
-		return c, stagedEvents(t, arch), items
+		return c, stagedEvents(t, arch), testenv.ScanItems(t, ddb, table, dynamodbio.AttrPK, nil)
 	}
 	wantC, wantStaged, wantItems := run("embedded")
 	gotC, gotStaged, gotItems := run("universal", "--runner=universal", "--endpoint="+endpoint, "--environment_type=LOOPBACK")
@@ -497,26 +479,9 @@ func TestPortableStream(t *testing.T) {
 // sampleLines returns the sample's lines that fit in a Kinesis record.
 func sampleLines(t *testing.T) [][]byte {
 	t.Helper()
-	var lines [][]byte
-	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
-		f, err := os.Open(filepath.Join(sample, "raw", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r io.Reader = f
-		if strings.HasSuffix(name, ".gz") {
-			if r, err = gzip.NewReader(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			if len(sc.Bytes()) <= 1<<20 {
-				lines = append(lines, bytes.Clone(sc.Bytes()))
-			}
-		}
-		f.Close()
+	lines, _, err := sampledata.KinesisLines(context.Background(), filepath.Join(sample, "raw"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return lines
 }

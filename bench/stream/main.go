@@ -27,10 +27,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
@@ -107,7 +104,7 @@ func run(n, shards, samples, conc int, schemaDir string) error {
 
 	// Baseline 1: a bare PutRecords loop into a fresh stream.
 	baseStream := "bench-base-" + id
-	if err := createStream(ctx, kin, baseStream, shards); err != nil {
+	if err := kinesisio.CreateStream(ctx, kin, baseStream, shards); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -155,7 +152,7 @@ func run(n, shards, samples, conc int, schemaDir string) error {
 	// The pipeline: raw stream → stage 1 → nearline table, while a producer
 	// puts the events and a sampler polls for them.
 	raw, table := "bench-raw-"+id, "bench-nearline-"+id
-	if err := createStream(ctx, kin, raw, shards); err != nil {
+	if err := kinesisio.CreateStream(ctx, kin, raw, shards); err != nil {
 		return err
 	}
 	if err := dynamodbio.CreateTable(ctx, ddb, table); err != nil {
@@ -188,10 +185,10 @@ func run(n, shards, samples, conc int, schemaDir string) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		before := metrics.Local()
-		_, err := runners.Run(ctx, runners.Unbounded, p)
+		counters := runners.CountersOf(runners.Unbounded)
+		pr, err := runners.Run(ctx, runners.Unbounded, p)
 		runErr = err
-		sum = metrics.Local().Since(before)
+		sum = counters(pr)
 	}()
 	time.Sleep(3 * time.Second) // let the job start and reach the (empty) stream's tip
 
@@ -308,18 +305,4 @@ func sendAndWait(ctx context.Context, kin kinesisio.API, ddb dynamodbio.API, str
 	wg.Wait()
 	slices.Sort(ph.lat)
 	return ph
-}
-
-func createStream(ctx context.Context, kc *kinesis.Client, name string, shards int) error {
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(shards))}); err != nil {
-		return err
-	}
-	for range 100 {
-		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("stream %s did not become ACTIVE", name)
 }

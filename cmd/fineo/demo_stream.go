@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -14,10 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
+	"github.com/fineo-io/ingest/internal/sampledata"
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/kinesisio"
 	"github.com/fineo-io/ingest/pipelines"
@@ -65,10 +58,10 @@ func demoStream(ctx context.Context, w io.Writer, sample, out string) error {
 	}
 	stream := "fineo-demo-" + time.Now().UTC().Format("20060102-150405")
 	table := "fineo-demo-nearline"
-	if err := createDemoStream(ctx, kc, stream, 2); err != nil {
+	if err := kinesisio.CreateStream(ctx, kc, stream, 2); err != nil {
 		return err
 	}
-	lines, err := sampleLines(filepath.Join(sample, "raw"))
+	lines, _, err := sampledata.KinesisLines(ctx, filepath.Join(sample, "raw"))
 	if err != nil {
 		return err
 	}
@@ -127,55 +120,4 @@ func demoStream(ctx context.Context, w io.Writer, sample, out string) error {
 		"--from", from.Format(time.RFC3339), "--to", from.Add(time.Hour).Format(time.RFC3339), "--format", "table", "--limit", "5"}
 	fmt.Fprintf(w, "\nWhat the nearline table serves (DynamoDB Query, no scan):\n  fineo query %s\n\n", strings.Join(args, " "))
 	return runQuery(ctx, args, w)
-}
-
-func createDemoStream(ctx context.Context, kc *kinesis.Client, stream string, shards int32) error {
-	_, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(shards)})
-	var inUse *ktypes.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("creating stream %s: %w", stream, err)
-	}
-	for i := 0; i < 100; i++ {
-		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("stream %s did not become ACTIVE", stream)
-}
-
-// sampleLines reads the sample's JSON Lines files (gzip or not), leaving
-// out lines over Kinesis's 1 MiB record limit.
-func sampleLines(dir string) ([][]byte, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl*"))
-	if err != nil {
-		return nil, err
-	}
-	var lines [][]byte
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		var r io.Reader = f
-		if strings.HasSuffix(name, ".gz") {
-			if r, err = gzip.NewReader(f); err != nil {
-				f.Close()
-				return nil, err
-			}
-		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			if n := len(sc.Bytes()); n > 0 && n <= 1<<20 {
-				lines = append(lines, bytes.Clone(sc.Bytes()))
-			}
-		}
-		f.Close()
-		if err := sc.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return lines, nil
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/fineo-io/ingest/internal/sampledata"
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
@@ -44,26 +42,9 @@ func sampleStreamLines(t *testing.T) ([][]byte, int) {
 	if err := json.Unmarshal(b, &exp); err != nil {
 		t.Fatal(err)
 	}
-	var lines [][]byte
-	for _, name := range []string{"part-00000.jsonl", "part-00001.jsonl.gz"} {
-		f, err := os.Open(filepath.Join(dir, "raw", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r io.Reader = f
-		if strings.HasSuffix(name, ".gz") {
-			if r, err = gzip.NewReader(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			if len(sc.Bytes()) <= 1<<20 {
-				lines = append(lines, bytes.Clone(sc.Bytes()))
-			}
-		}
-		f.Close()
+	lines, _, err := sampledata.KinesisLines(context.Background(), filepath.Join(dir, "raw"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return lines, exp.Distinct
 }
@@ -72,23 +53,12 @@ func sampleStreamLines(t *testing.T) ([][]byte, int) {
 func nearlineCount(t *testing.T, api *dynamodb.Client, table string) (items, ids int) {
 	t.Helper()
 	seen := map[string]bool{}
-	in := &dynamodb.ScanInput{TableName: aws.String(table), ProjectionExpression: aws.String(dynamodbio.AttrEventID)}
-	for {
-		res, err := api.Scan(context.Background(), in)
-		if err != nil {
-			t.Fatal(err)
+	items = testenv.ScanItems(t, api, table, dynamodbio.AttrEventID, func(it map[string]types.AttributeValue) {
+		if v, ok := it[dynamodbio.AttrEventID].(*types.AttributeValueMemberS); ok {
+			seen[v.Value] = true
 		}
-		for _, it := range res.Items {
-			items++
-			if v, ok := it[dynamodbio.AttrEventID].(*types.AttributeValueMemberS); ok {
-				seen[v.Value] = true
-			}
-		}
-		if len(res.LastEvaluatedKey) == 0 {
-			return items, len(seen)
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
-	}
+	})
+	return items, len(seen)
 }
 
 // TestStreamKillRestart runs `fineo stream` as a user would, against

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // DynamoDB returns the endpoint URL of a DynamoDB protocol server for the
@@ -228,4 +233,37 @@ func UniqueName(t testing.TB, prefix string) string {
 		s = s[len(s)-200:]
 	}
 	return strings.Trim(s, "-")
+}
+
+// ScanAPI is the part of the DynamoDB client ScanItems uses.
+type ScanAPI interface {
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+// ScanItems scans the whole table (every page), calling fn, if not nil,
+// with each item (only the attributes in projection, when not ""), and
+// returns how many items there are.
+func ScanItems(t testing.TB, api ScanAPI, table, projection string, fn func(map[string]types.AttributeValue)) int {
+	t.Helper()
+	in := &dynamodb.ScanInput{TableName: aws.String(table)}
+	if projection != "" {
+		in.ProjectionExpression = aws.String(projection)
+	}
+	n := 0
+	for {
+		res, err := api.Scan(context.Background(), in)
+		if err != nil {
+			t.Fatalf("testenv: scan %s: %v", table, err)
+		}
+		for _, it := range res.Items {
+			n++
+			if fn != nil {
+				fn(it)
+			}
+		}
+		if len(res.LastEvaluatedKey) == 0 {
+			return n
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"time"
@@ -205,50 +206,51 @@ func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) er
 
 // WriteAvroFile writes blocks of records Avro-encoded with schema as one
 // Avro container file at path: committed whole, or not at all.
-func WriteAvroFile(ctx context.Context, st blob.Store, path, schema string, blocks []Block) (err error) {
-	w, err := st.Create(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer func() {
+func WriteAvroFile(ctx context.Context, st blob.Store, path, schema string, blocks []Block) error {
+	return writeWhole(ctx, st, path, func(w io.Writer) error {
+		o, err := newOCFWriter(w, schema)
 		if err != nil {
-			w.Abort()
-		}
-	}()
-	o, err := newOCFWriter(w, schema)
-	if err != nil {
-		return err
-	}
-	for _, b := range blocks {
-		if err := o.writeBlock(b.Count, b.Data); err != nil {
 			return err
 		}
-	}
-	return w.Commit()
+		for _, b := range blocks {
+			if err := o.writeBlock(b.Count, b.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // WriteJSONLFile writes blocks of JSON lines as one gzip file at path:
 // committed whole, or not at all.
-func WriteJSONLFile(ctx context.Context, st blob.Store, path string, blocks []Block) (err error) {
+func WriteJSONLFile(ctx context.Context, st blob.Store, path string, blocks []Block) error {
+	return writeWhole(ctx, st, path, func(w io.Writer) error {
+		zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+		for _, b := range blocks {
+			if _, err := zw.Write(b.Data); err != nil {
+				return err
+			}
+		}
+		return zw.Close()
+	})
+}
+
+// writeWhole creates path in st, lets write fill it and commits it; on any
+// error the file is aborted, so nothing is left behind.
+func writeWhole(ctx context.Context, st blob.Store, path string, write func(io.Writer) error) error {
 	w, err := st.Create(ctx, path)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			w.Abort()
-		}
-	}()
-	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-	for _, b := range blocks {
-		if _, err := zw.Write(b.Data); err != nil {
-			return err
-		}
-	}
-	if err := zw.Close(); err != nil {
+	if err := write(w); err != nil {
+		w.Abort()
 		return err
 	}
-	return w.Commit()
+	if err := w.Commit(); err != nil {
+		w.Abort()
+		return err
+	}
+	return nil
 }
 
 type failedFn struct{}

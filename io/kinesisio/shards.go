@@ -2,11 +2,13 @@ package kinesisio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/fineo-io/ingest/internal/backoff"
 )
@@ -100,4 +102,31 @@ func ReadyShards(all []Shard, finished map[string]bool) []Shard {
 		}
 	}
 	return ready
+}
+
+// StreamAdmin is the part of the Kinesis client CreateStream uses.
+// *kinesis.Client implements it.
+type StreamAdmin interface {
+	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// CreateStream creates a provisioned stream of shards shards unless it
+// exists, and waits (at most ten seconds) until it is ACTIVE.
+func CreateStream(ctx context.Context, api StreamAdmin, name string, shards int) error {
+	_, err := api.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(shards))})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("kinesisio: creating stream %s: %w", name, err)
+	}
+	for range 100 {
+		out, err := api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
+			return nil
+		}
+		if err := backoff.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("kinesisio: stream %s did not become ACTIVE", name)
 }
