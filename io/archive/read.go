@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"fmt"
-	"io"
 	"path"
 	"time"
 
@@ -66,7 +65,7 @@ func (f *readFn) read(ctx context.Context, file string) (Block, error) {
 	if err != nil {
 		return Block{}, err
 	}
-	data, err := io.ReadAll(rc)
+	data, err := blob.ReadAll(rc)
 	rc.Close()
 	if err != nil {
 		return Block{}, err

@@ -435,3 +435,27 @@ func TestOpenLocation(t *testing.T) {
 		}
 	})
 }
+
+func TestReadAll(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 4095, 4096, 1 << 20} {
+		want := bytes.Repeat([]byte{'x'}, size)
+		name := filepath.Join(dir, fmt.Sprint(size))
+		if err := os.WriteFile(name, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadAll(f)
+		f.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("ReadAll of %d bytes: %d bytes, %v", size, len(got), err)
+		}
+	}
+	got, err := ReadAll(strings.NewReader("not a file"))
+	if err != nil || string(got) != "not a file" {
+		t.Errorf("ReadAll of a reader: %q, %v", got, err)
+	}
+}

@@ -173,7 +173,7 @@ func readStaged(ctx context.Context, st blob.Store, path string, fn func(*record
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(rc)
+	data, err := blob.ReadAll(rc)
 	rc.Close()
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package streaming
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -96,7 +95,7 @@ func readLocation(ctx context.Context, location string) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	return blob.ReadAll(rc)
 }
 
 // SplitParts turns page results into the staged blocks and error blocks
