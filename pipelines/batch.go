@@ -14,6 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/fineo-io/ingest/internal/workpool"
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/dynamodbio"
@@ -72,7 +73,7 @@ func PlanDays(ctx context.Context, archiveRoot, from, to string) ([]lakebuild.Da
 	}
 	byDate := map[string][]string{}
 	for _, o := range objs {
-		// staged/date=YYYY-MM-DD/hour=HH/<file>.avro
+		// staged/date=YYYY-MM-DD/<file>.avro (or .../hour=HH/<file>.avro: older archives)
 		rest, ok := strings.CutPrefix(o.Path, archive.StagedDir+"/date=")
 		if !ok || len(rest) < 10 || !strings.HasSuffix(o.Path, ".avro") {
 			continue
@@ -124,6 +125,23 @@ type dayFn struct {
 	cfg     lakebuild.Config
 	archive blob.Store
 	done    atomic.Int64
+	// Days are built on one goroutine per CPU and emitted here in order:
+	// a runner that runs this DoFn on one goroutine (the direct runner,
+	// the bounded-job default) would otherwise use one core (measured:
+	// bench/RESULTS.md).
+	pool *workpool.Pool[dayJob, dayResult]
+}
+
+type dayJob struct {
+	ctx context.Context
+	day lakebuild.Day
+}
+
+type dayResult struct {
+	day   lakebuild.Day
+	res   *lakebuild.Result
+	err   error
+	start time.Time
 }
 
 func (f *dayFn) Setup(ctx context.Context) error {
@@ -147,14 +165,49 @@ func (f *dayFn) Setup(ctx context.Context) error {
 			return err
 		}
 	}
+	f.pool = workpool.New(workpool.Options{}, func(_ int, j dayJob) dayResult {
+		start := time.Now()
+		res, err := lakebuild.ProcessDay(j.ctx, f.cfg, f.archive, j.day)
+		return dayResult{day: j.day, res: res, err: err, start: start}
+	})
 	return nil
 }
 
+func (f *dayFn) Teardown() {
+	if f.pool != nil {
+		f.pool.Close()
+	}
+}
+
+func (f *dayFn) StartBundle(context.Context, func(string, []byte), func(string, archive.Block)) {
+	f.pool.Discard() // a failed bundle's days, if any
+}
+
 func (f *dayFn) ProcessElement(ctx context.Context, day lakebuild.Day, emitReport func(string, []byte), emitErr func(string, archive.Block)) error {
-	start := time.Now()
-	res, err := lakebuild.ProcessDay(ctx, f.cfg, f.archive, day)
-	if err != nil {
-		return fmt.Errorf("batch %s: %w", day.Date, err)
+	var err error
+	f.pool.Submit(dayJob{ctx: ctx, day: day}, func(r dayResult) {
+		if e := f.emit(ctx, r, emitReport, emitErr); err == nil {
+			err = e
+		}
+	})
+	return err
+}
+
+func (f *dayFn) FinishBundle(ctx context.Context, emitReport func(string, []byte), emitErr func(string, archive.Block)) error {
+	var err error
+	f.pool.Drain(func(r dayResult) {
+		if e := f.emit(ctx, r, emitReport, emitErr); err == nil {
+			err = e
+		}
+	})
+	return err
+}
+
+// emit counts a built day and emits its report and processing errors.
+func (f *dayFn) emit(ctx context.Context, r dayResult, emitReport func(string, []byte), emitErr func(string, archive.Block)) error {
+	day, res, start := r.day, r.res, r.start
+	if r.err != nil {
+		return fmt.Errorf("batch %s: %w", day.Date, r.err)
 	}
 	metrics.Counter(StagedRead).Inc(ctx, res.Read)
 	metrics.Counter(Duplicates).Inc(ctx, res.Duplicates)

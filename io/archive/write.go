@@ -14,6 +14,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 
+	"github.com/fineo-io/ingest/internal/workpool"
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/records"
@@ -95,6 +96,29 @@ type writeFn struct {
 	store    blob.Store
 	parts    map[string][]Block
 	buffered int64
+	// Partitions are written on a few goroutines while the bundle goes on
+	// (measured: a bulk ingest writes thousands of hourly partitions, and
+	// writing them one after another held up stage 1). Results come back
+	// here, in order, to be counted and emitted.
+	pool *workpool.Pool[partJob, partResult]
+}
+
+// writeWorkers write partitions at once: file creation is mostly waiting
+// on the file system or S3, so more than one per CPU.
+const writeWorkers = 4
+
+type partJob struct {
+	ctx    context.Context
+	part   string
+	blocks []Block
+}
+
+type partResult struct {
+	part    string
+	files   []int64 // events per committed file
+	failed  []FailedBlock
+	retries int64
+	err     error
 }
 
 func (f *writeFn) Setup(ctx context.Context) error {
@@ -104,12 +128,22 @@ func (f *writeFn) Setup(ctx context.Context) error {
 	}
 	f.store = st
 	f.parts = map[string][]Block{}
+	f.pool = workpool.New(workpool.Options{Workers: writeWorkers, Depth: 4 * writeWorkers}, func(_ int, j partJob) partResult {
+		return f.writePartition(j.ctx, j.part, j.blocks)
+	})
 	return nil
+}
+
+func (f *writeFn) Teardown() {
+	if f.pool != nil {
+		f.pool.Close()
+	}
 }
 
 func (f *writeFn) StartBundle(ctx context.Context, _ func(FailedBlock)) {
 	clear(f.parts)
 	f.buffered = 0
+	f.pool.Discard() // a failed bundle's writes, if any
 }
 
 func (f *writeFn) ProcessElement(ctx context.Context, part string, b Block, emit func(FailedBlock)) error {
@@ -122,23 +156,53 @@ func (f *writeFn) ProcessElement(ctx context.Context, part string, b Block, emit
 }
 
 func (f *writeFn) FinishBundle(ctx context.Context, emit func(FailedBlock)) error {
-	return f.flush(ctx, emit)
+	if err := f.flush(ctx, emit); err != nil {
+		return err
+	}
+	var err error
+	f.pool.Drain(func(r partResult) {
+		if e := f.done(ctx, r, emit); err == nil {
+			err = e
+		}
+	})
+	return err
 }
 
+// flush hands every buffered partition to the writers, and counts and
+// emits the writes that have finished.
 func (f *writeFn) flush(ctx context.Context, emit func(FailedBlock)) error {
+	var err error
 	for part, blocks := range f.parts {
-		if err := f.writePartition(ctx, part, blocks, emit); err != nil {
-			return err
-		}
+		f.pool.Submit(partJob{ctx: ctx, part: part, blocks: blocks}, func(r partResult) {
+			if e := f.done(ctx, r, emit); err == nil {
+				err = e
+			}
+		})
 	}
 	clear(f.parts)
 	f.buffered = 0
-	return nil
+	return err
+}
+
+// done counts a partition's writes and emits its failed blocks.
+func (f *writeFn) done(ctx context.Context, r partResult, emit func(FailedBlock)) error {
+	if r.retries > 0 {
+		metrics.Counter(metrics.WriteRetries).Inc(ctx, r.retries)
+	}
+	for _, n := range r.files {
+		f.count(ctx, r.part, n)
+	}
+	for _, fb := range r.failed {
+		emit(fb)
+	}
+	return r.err
 }
 
 // writePartition writes one partition's blocks as one or more files, each
-// written whole (committed) or not at all, with retries.
-func (f *writeFn) writePartition(ctx context.Context, part string, blocks []Block, emit func(FailedBlock)) error {
+// written whole (committed) or not at all, with retries. It runs on a
+// writer goroutine: it neither emits nor counts.
+func (f *writeFn) writePartition(ctx context.Context, part string, blocks []Block) (r partResult) {
+	r.part = part
 	for len(blocks) > 0 {
 		n := 0 // blocks in this file
 		var size int64
@@ -151,10 +215,11 @@ func (f *writeFn) writePartition(ctx context.Context, part string, blocks []Bloc
 		var err error
 		for attempt := 0; attempt < writeAttempts; attempt++ {
 			if attempt > 0 {
-				metrics.Counter(metrics.WriteRetries).Inc(ctx, 1)
+				r.retries++
 				select {
 				case <-ctx.Done():
-					return ctx.Err()
+					r.err = ctx.Err()
+					return r
 				case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
 				}
 			}
@@ -164,23 +229,24 @@ func (f *writeFn) writePartition(ctx context.Context, part string, blocks []Bloc
 		}
 		if err != nil {
 			if f.Format != "avro" {
-				return fmt.Errorf("archive: writing error records to %s failed after %d attempts: %w", f.store.URL(part), writeAttempts, err)
+				r.err = fmt.Errorf("archive: writing error records to %s failed after %d attempts: %w", f.store.URL(part), writeAttempts, err)
+				return r
 			}
 			for _, b := range file {
-				emit(FailedBlock{Partition: part, Reason: err.Error(), Block: b})
+				r.failed = append(r.failed, FailedBlock{Partition: part, Reason: err.Error(), Block: b})
 			}
 			continue
 		}
-		f.count(ctx, part, file)
+		var events int64
+		for _, b := range file {
+			events += b.Count
+		}
+		r.files = append(r.files, events)
 	}
-	return nil
+	return r
 }
 
-func (f *writeFn) count(ctx context.Context, part string, blocks []Block) {
-	var n int64
-	for _, b := range blocks {
-		n += b.Count
-	}
+func (f *writeFn) count(ctx context.Context, part string, n int64) {
 	metrics.Counter(metrics.FilesWritten).Inc(ctx, 1)
 	switch {
 	case f.Format == "avro":

@@ -60,7 +60,8 @@ func (b *Batch) Flush(ctx context.Context) (staged, errs map[string]archive.Bloc
 		b.before = b.p.Stats
 		return nil, nil, err
 	}
-	b.out.countTenants(ctx)
+	countTenants(ctx, b.out.usage)
+	clear(b.out.usage)
 	countStats(ctx, b.before, b.p.Stats)
 	b.before = b.p.Stats
 	return staged, errs, nil
