@@ -273,12 +273,12 @@ func TestPartitions(t *testing.T) {
 		ms   int64
 		want string
 	}{
-		{time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), "staged/date=2010-01-01/hour=00"},
-		{time.Date(2010, 1, 1, 9, 59, 59, 999e6, time.UTC).UnixMilli(), "staged/date=2010-01-01/hour=09"},
-		{time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC).UnixMilli(), "staged/date=2024-12-31/hour=23"},
-		{time.Date(2024, 2, 29, 23, 30, 0, 0, time.FixedZone("E", 2*3600)).UnixMilli(), "staged/date=2024-02-29/hour=21"},
-		{time.Date(2024, 3, 1, 0, 30, 0, 0, time.FixedZone("E", 2*3600)).UnixMilli(), "staged/date=2024-02-29/hour=22"},
-		{1, "staged/date=1970-01-01/hour=00"},
+		{time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), "staged/date=2010-01-01"},
+		{time.Date(2010, 1, 1, 9, 59, 59, 999e6, time.UTC).UnixMilli(), "staged/date=2010-01-01"},
+		{time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC).UnixMilli(), "staged/date=2024-12-31"},
+		{time.Date(2024, 2, 29, 23, 30, 0, 0, time.FixedZone("E", 2*3600)).UnixMilli(), "staged/date=2024-02-29"},
+		{time.Date(2024, 3, 1, 0, 30, 0, 0, time.FixedZone("E", 2*3600)).UnixMilli(), "staged/date=2024-02-29"},
+		{1, "staged/date=1970-01-01"},
 	}
 	for _, tt := range staged {
 		t.Run(tt.want, func(t *testing.T) {
