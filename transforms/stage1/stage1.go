@@ -17,6 +17,8 @@
 package stage1
 
 import (
+	"bytes"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"math"
@@ -318,7 +320,7 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 // eventID hashes tenant, metric, time and canonical content: an exact
 // re-delivery gets the same id, two different events never share one.
 func (p *Processor) eventID(ev *records.Event) string {
-	b := p.buf[:0]
+	b := append(p.buf[:0], idNamespace[:]...)
 	b = append(b, ev.Tenant...)
 	b = append(b, 0)
 	b = append(b, ev.Metric...)
@@ -347,7 +349,18 @@ func (p *Processor) eventID(ev *records.Event) string {
 		b = append(b, ev.Unknown[k]...)
 	}
 	p.buf, p.keys = b, keys
-	return uuid.NewSHA1(idNamespace, b).String()
+	return uuidV5(b).String()
+}
+
+// uuidV5 is uuid.NewSHA1(idNamespace, data) for b = idNamespace + data,
+// without its hasher and digest allocations (a tenth of eventID's cost).
+func uuidV5(b []byte) uuid.UUID {
+	sum := sha1.Sum(b)
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = (u[6] & 0x0f) | 0x50 // version 5
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u
 }
 
 func appendValue(b []byte, v any) []byte {
@@ -417,22 +430,26 @@ func stringValue(raw json.RawMessage) (string, bool) {
 // early once it exceeds limit.
 func depth(raw []byte, limit int) int {
 	d, maxD := 0, 0
-	inStr, esc := false, false
-	for _, c := range raw {
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
 		case '"':
-			inStr = true
+			// Jump to the closing quote: one not preceded by an odd run of
+			// backslashes. IndexByte is vectorized; strings are most of a
+			// record's bytes (this scan was a tenth of stage 1, measured).
+			for {
+				j := bytes.IndexByte(raw[i+1:], '"')
+				if j < 0 {
+					return maxD // unterminated: the parser reports it
+				}
+				i += 1 + j
+				bs := 0
+				for k := i - 1; k >= 0 && raw[k] == '\\'; k-- {
+					bs++
+				}
+				if bs%2 == 0 {
+					break
+				}
+			}
 		case '{', '[':
 			d++
 			if d > maxD {

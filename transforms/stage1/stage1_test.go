@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
@@ -875,4 +877,66 @@ func TestErrorMessagesAreJSONSafe(t *testing.T) {
 	if !bytes.Contains(c.errs[0].Raw, []byte{0xff}) {
 		t.Errorf("Raw lost the original bytes: %q", c.errs[0].Raw)
 	}
+}
+
+func TestUUIDV5MatchesLibrary(t *testing.T) {
+	for _, data := range []string{"", "t\x00m\x001700000000000\x00fx\x00l42", strings.Repeat("long ", 100)} {
+		b := append(append([]byte{}, idNamespace[:]...), data...)
+		if got, want := uuidV5(b), uuid.NewSHA1(idNamespace, []byte(data)); got != want {
+			t.Errorf("uuidV5(%q) = %s, uuid.NewSHA1 = %s", data, got, want)
+		}
+	}
+}
+
+// depthRef is the plain byte-at-a-time depth scan, the reference for the
+// faster one.
+func depthRef(raw []byte, limit int) int {
+	d, maxD := 0, 0
+	inStr, esc := false, false
+	for _, c := range raw {
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			d++
+			if d > maxD {
+				maxD = d
+				if maxD > limit {
+					return maxD
+				}
+			}
+		case '}', ']':
+			d--
+		}
+	}
+	return maxD
+}
+
+var depthCases = []string{
+	``, `{}`, `[[[]]]`, `{"a":"{[{["}`, `{"a":"\"{"}`, `{"a":"\\"}`, `{"a":"\\\"[[["}`,
+	`{"a":"\\\\"}[`, `"unterminated {`, `"\`, `{"a":["x\\",{"b":[1]}]}`, `{"k\"{":[{"\\\\\\":{}}]}`,
+}
+
+func FuzzDepth(f *testing.F) {
+	for _, c := range depthCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, limit := range []int{1, 3, 64} {
+			if got, want := depth(b, limit), depthRef(b, limit); got != want {
+				t.Fatalf("depth(%q, %d) = %d, reference %d", b, limit, got, want)
+			}
+		}
+	})
 }
