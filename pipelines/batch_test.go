@@ -492,3 +492,31 @@ func TestBatchS3(t *testing.T) {
 		t.Errorf("re-run changed the S3 lake's objects: %d before, %d after", len(objs), len(again))
 	}
 }
+
+// Archives written before staged partitions were daily keep their files
+// under date=D/hour=H/; batch reads them as part of day D, beside daily files.
+func TestBatchReadsHourlyArchive(t *testing.T) {
+	archiveDir := ingestSample(t)
+	staged, err := filepath.Glob(filepath.Join(archiveDir, "staged", "date=*", "*.avro"))
+	if err != nil || len(staged) < 2 {
+		t.Fatalf("staged files: %v, %v", staged, err)
+	}
+	for i, f := range staged {
+		if i%2 == 1 {
+			continue // half stay daily
+		}
+		hourDir := filepath.Join(filepath.Dir(f), fmt.Sprintf("hour=%02d", i%24))
+		if err := os.MkdirAll(hourDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f, filepath.Join(hourDir, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp := loadExpected(t)
+	sum := runBatch(t, archiveDir, t.TempDir(), "", loadTenants(t), "hourly")
+	if sum[pipelines.StagedRead] != int64(exp.ValidEvents) || sum[pipelines.LakeRows] != int64(exp.DistinctValid) {
+		t.Errorf("staged_read %d (want %d), lake_rows %d (want %d)",
+			sum[pipelines.StagedRead], exp.ValidEvents, sum[pipelines.LakeRows], exp.DistinctValid)
+	}
+}
