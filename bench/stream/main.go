@@ -190,6 +190,13 @@ func run(n, shards, samples, conc int, schemaDir string) error {
 		runErr = err
 		sum = counters(pr)
 	}()
+	go func() {
+		<-done // the job ends on its own only after phase 2 (--stop-after-idle)
+		if runErr != nil {
+			fmt.Fprintf(os.Stderr, "bench/stream: the job ended early: %v\n", runErr)
+			os.Exit(1)
+		}
+	}()
 	time.Sleep(3 * time.Second) // let the job start and reach the (empty) stream's tip
 
 	// Phase 1 (throughput): put all n events as fast as the stand-in takes
