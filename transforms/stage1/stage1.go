@@ -283,7 +283,13 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		if mb.is(metricKey) || mb.is(tsKey) {
 			continue
 		}
-		f, known := m.fields[mb.name()]
+		var f fieldRef
+		var known bool
+		if !mb.escaped {
+			f, known = m.fields[string(mb.key)] // no string is allocated for the lookup
+		} else {
+			f, known = m.fields[mb.name()]
+		}
 		if !known || f.hidden {
 			ev.AddUnknown(mb.name(), mb.val)
 			continue

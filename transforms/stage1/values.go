@@ -73,7 +73,9 @@ func parseTimestampString(s string) (int64, error) {
 	if s == "" {
 		return 0, errNotTimestamp
 	}
-	if c := s[0]; c == '-' || (c >= '0' && c <= '9') {
+	// A number never holds ':' — an RFC 3339 time always does, and trying
+	// it as a number first cost two error allocations (10% of stage 1's).
+	if c := s[0]; (c == '-' || (c >= '0' && c <= '9')) && strings.IndexByte(s, ':') < 0 {
 		if ms, err := epochMillis(s); err == nil {
 			return ms, nil
 		}
