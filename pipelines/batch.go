@@ -184,23 +184,11 @@ func (f *dayFn) StartBundle(context.Context, func(string, []byte), func(string, 
 }
 
 func (f *dayFn) ProcessElement(ctx context.Context, day lakebuild.Day, emitReport func(string, []byte), emitErr func(string, archive.Block)) error {
-	var err error
-	f.pool.Submit(dayJob{ctx: ctx, day: day}, func(r dayResult) {
-		if e := f.emit(ctx, r, emitReport, emitErr); err == nil {
-			err = e
-		}
-	})
-	return err
+	return f.pool.Submit(dayJob{ctx: ctx, day: day}, func(r dayResult) error { return f.emit(ctx, r, emitReport, emitErr) })
 }
 
 func (f *dayFn) FinishBundle(ctx context.Context, emitReport func(string, []byte), emitErr func(string, archive.Block)) error {
-	var err error
-	f.pool.Drain(func(r dayResult) {
-		if e := f.emit(ctx, r, emitReport, emitErr); err == nil {
-			err = e
-		}
-	})
-	return err
+	return f.pool.Drain(func(r dayResult) error { return f.emit(ctx, r, emitReport, emitErr) })
 }
 
 // emit counts a built day and emits its report and processing errors.

@@ -95,24 +95,17 @@ func startGuardedPrism(ctx context.Context) (string, error) {
 			// Some sandboxed kernels refuse socket filters on TCP sockets.
 			slog.Warn("runners: this kernel cannot filter TCP sockets; the embedded prism job server is reachable from the network for the job's duration",
 				"port", port, "err", err)
-			Guarded = false
 			return "localhost:" + strconv.Itoa(port), nil
 		}
 		if err != nil {
 			return "", fmt.Errorf("runners: filtering the prism job server's socket to loopback: %w", err)
 		}
 	}
-	Guarded = true
 	if peers := remotePeers(port); len(peers) > 0 {
 		return "", fmt.Errorf("runners: a connection from %v reached the embedded job server before it was guarded; refusing to run", peers)
 	}
 	return "localhost:" + strconv.Itoa(port), nil
 }
-
-// Guarded reports whether the embedded prism job server of this process is
-// filtered to loopback peers (false before it starts, or where the kernel
-// refuses socket filters on TCP sockets).
-var Guarded bool
 
 // attachFilter attaches a classic BPF program to socket fd.
 func attachFilter(fd int, prog []bpf.RawInstruction) error {

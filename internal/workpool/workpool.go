@@ -57,11 +57,13 @@ func New[In, Out any](opts Options, work func(worker int, in In) Out) *Pool[In, 
 
 // Submit queues in, then hands back to done, in order, every result that
 // is ready — waiting for the oldest ones while more than Depth are queued,
-// so memory stays bounded.
-func (p *Pool[In, Out]) Submit(in In, done func(Out)) {
+// so memory stays bounded. Every result is handed back even after done
+// fails; Submit returns done's first error.
+func (p *Pool[In, Out]) Submit(in In, done func(Out) error) error {
 	out := make(chan Out, 1)
 	p.pending = append(p.pending, out)
 	p.jobs <- job[In, Out]{in: in, out: out}
+	var err error
 	for len(p.pending) > 0 {
 		var r Out
 		if len(p.pending) > p.depth {
@@ -70,20 +72,28 @@ func (p *Pool[In, Out]) Submit(in In, done func(Out)) {
 			select {
 			case r = <-p.pending[0]:
 			default:
-				return
+				return err
 			}
 		}
 		p.pending = p.pending[1:]
-		done(r)
+		if e := done(r); err == nil {
+			err = e
+		}
 	}
+	return err
 }
 
 // Drain waits for every queued job and hands its result to done, in order.
-func (p *Pool[In, Out]) Drain(done func(Out)) {
+// It returns done's first error.
+func (p *Pool[In, Out]) Drain(done func(Out) error) error {
+	var err error
 	for _, out := range p.pending {
-		done(<-out)
+		if e := done(<-out); err == nil {
+			err = e
+		}
 	}
 	p.pending = p.pending[:0]
+	return err
 }
 
 // Discard forgets jobs not handed back (a failed bundle's); their

@@ -16,7 +16,7 @@ func TestOrderAndBound(t *testing.T) {
 		{"wide", 4, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var running, inFlight, maxInFlight atomic.Int64
+			var inFlight, maxInFlight atomic.Int64
 			busy := map[int]*atomic.Bool{}
 			for w := 0; w < 64; w++ {
 				busy[w] = &atomic.Bool{}
@@ -26,17 +26,16 @@ func TestOrderAndBound(t *testing.T) {
 				if busy[w].Swap(true) {
 					t.Errorf("worker %d ran two jobs at once", w)
 				}
-				running.Add(1)
 				time.Sleep(time.Duration(in%3) * time.Millisecond) // finish out of order
-				running.Add(-1)
 				busy[w].Store(false)
 				return in * 10
 			})
 			defer p.Close()
 			var got []int
-			done := func(r int) {
+			done := func(r int) error {
 				got = append(got, r)
 				inFlight.Add(-1)
+				return nil
 			}
 			const n = 200
 			for i := 0; i < n; i++ {
@@ -69,13 +68,13 @@ func TestOrderAndBound(t *testing.T) {
 func TestDrainEmptyAndReuse(t *testing.T) {
 	p := New(Options{Workers: 2}, func(_ int, in string) string { return in + "!" })
 	defer p.Close()
-	p.Drain(func(string) { t.Fatal("nothing was submitted") })
+	p.Drain(func(string) error { t.Fatal("nothing was submitted"); return nil })
 	for round := 0; round < 3; round++ { // one pool serves many bundles
 		var got []string
 		for _, s := range []string{"a", "b", "c"} {
-			p.Submit(s, func(r string) { got = append(got, r) })
+			p.Submit(s, func(r string) error { got = append(got, r); return nil })
 		}
-		p.Drain(func(r string) { got = append(got, r) })
+		p.Drain(func(r string) error { got = append(got, r); return nil })
 		if len(got) != 3 || got[0] != "a!" || got[2] != "c!" {
 			t.Fatalf("round %d: got %v", round, got)
 		}

@@ -159,13 +159,7 @@ func (f *writeFn) FinishBundle(ctx context.Context, emit func(FailedBlock)) erro
 	if err := f.flush(ctx, emit); err != nil {
 		return err
 	}
-	var err error
-	f.pool.Drain(func(r partResult) {
-		if e := f.done(ctx, r, emit); err == nil {
-			err = e
-		}
-	})
-	return err
+	return f.pool.Drain(func(r partResult) error { return f.done(ctx, r, emit) })
 }
 
 // flush hands every buffered partition to the writers, and counts and
@@ -173,11 +167,9 @@ func (f *writeFn) FinishBundle(ctx context.Context, emit func(FailedBlock)) erro
 func (f *writeFn) flush(ctx context.Context, emit func(FailedBlock)) error {
 	var err error
 	for part, blocks := range f.parts {
-		f.pool.Submit(partJob{ctx: ctx, part: part, blocks: blocks}, func(r partResult) {
-			if e := f.done(ctx, r, emit); err == nil {
-				err = e
-			}
-		})
+		if e := f.pool.Submit(partJob{ctx: ctx, part: part, blocks: blocks}, func(r partResult) error { return f.done(ctx, r, emit) }); err == nil {
+			err = e
+		}
 	}
 	clear(f.parts)
 	f.buffered = 0

@@ -52,7 +52,7 @@ type RestoreConfig struct {
 func RestoreFiles(s beam.Scope, cfg RestoreConfig, files []string) {
 	s = s.Scope("dynamodbio.Restore")
 	names := beam.Reshuffle(s, beam.CreateList(s, files))
-	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer}, names)
+	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer, KeepFailed: cfg.FailedOut != ""}, names)
 	if cfg.FailedOut != "" {
 		beam.ParDo0(s, &writeFailedFn{Path: cfg.FailedOut}, beam.GroupByKey(s, failed))
 	}
@@ -74,6 +74,7 @@ func SetRestoreFailureSink(f func(FailedItem)) {
 type restoreFn struct {
 	Backup, Table string
 	Writer        WriterOptions
+	KeepFailed    bool // emit the failed items (only --failed-out reads them)
 
 	api   API
 	store blob.Store
@@ -110,6 +111,9 @@ func (f *restoreFn) ProcessElement(ctx context.Context, file string, emit func(s
 			if sink != nil {
 				(*sink)(fi)
 			}
+			if !f.KeepFailed {
+				continue
+			}
 			line, merr := MarshalItemJSON(fi.Item)
 			if merr != nil {
 				continue
@@ -117,7 +121,9 @@ func (f *restoreFn) ProcessElement(ctx context.Context, file string, emit func(s
 			b.Data = append(append(b.Data, line...), '\n')
 			b.Count++
 		}
-		emit("failed", b)
+		if b.Count > 0 {
+			emit("failed", b)
+		}
 	}
 	return err
 }

@@ -53,7 +53,7 @@ func NewClient(ctx context.Context) (*kinesis.Client, error) {
 // WaitActive polls DescribeStreamSummary until stream is ACTIVE (after
 // CreateStream, SplitShard, MergeShards or UpdateShardCount), at most ten
 // minutes, honouring ctx.
-func WaitActive(ctx context.Context, api API, stream string) error {
+func WaitActive(ctx context.Context, api StreamDescriber, stream string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	delay := 10 * time.Millisecond

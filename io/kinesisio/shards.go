@@ -108,6 +108,11 @@ func ReadyShards(all []Shard, finished map[string]bool) []Shard {
 // *kinesis.Client implements it.
 type StreamAdmin interface {
 	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	StreamDescriber
+}
+
+// StreamDescriber is the part of the Kinesis client WaitActive uses.
+type StreamDescriber interface {
 	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
 }
 
@@ -119,14 +124,7 @@ func CreateStream(ctx context.Context, api StreamAdmin, name string, shards int)
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("kinesisio: creating stream %s: %w", name, err)
 	}
-	for range 100 {
-		out, err := api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return nil
-		}
-		if err := backoff.Sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("kinesisio: stream %s did not become ACTIVE", name)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return WaitActive(ctx, api, name)
 }

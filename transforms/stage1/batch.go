@@ -25,16 +25,13 @@ type Batch struct {
 
 // NewBatch compiles the tenants' schemas for a Batch. opts.Now is ignored.
 func NewBatch(tenants []*schema.Tenant, opts Options) (*Batch, error) {
-	b := &Batch{out: newBlockOutput()}
+	b := &Batch{out: newBlockOutput(tenants)}
 	opts.Now = func() time.Time { return b.now }
 	p, err := NewProcessor(tenants, opts)
 	if err != nil {
 		return nil, err
 	}
 	b.p = p
-	for _, t := range tenants {
-		b.out.known[t.Tenant] = true
-	}
 	return b, nil
 }
 
@@ -51,17 +48,12 @@ func (b *Batch) Add(raw []byte, src records.Lineage, arrived time.Time) {
 // blocks by error partition. It adds the stage-1 counters (events,
 // staged, customer errors, per tenant) to ctx's metrics.
 func (b *Batch) Flush(ctx context.Context) (staged, errs map[string]archive.Block, err error) {
-	staged, errs = map[string]archive.Block{}, map[string]archive.Block{}
-	err = b.out.flush(
-		func(k string, blk archive.Block) { staged[k] = blk },
-		func(k string, blk archive.Block) { errs[k] = blk })
+	staged, errs, usage, err := b.out.finish()
 	if err != nil {
-		clear(b.out.usage)
 		b.before = b.p.Stats
 		return nil, nil, err
 	}
-	countTenants(ctx, b.out.usage)
-	clear(b.out.usage)
+	countTenants(ctx, usage)
 	countStats(ctx, b.before, b.p.Stats)
 	b.before = b.p.Stats
 	return staged, errs, nil

@@ -68,11 +68,7 @@ func (f *chunkFn) Setup() error {
 		if err != nil {
 			return err
 		}
-		out := newBlockOutput()
-		for _, t := range tenants {
-			out.known[t.Tenant] = true
-		}
-		workers[i] = &chunkWorker{p: p, out: out, maxRecordBytes: f.MaxRecordBytes}
+		workers[i] = &chunkWorker{p: p, out: newBlockOutput(tenants), maxRecordBytes: f.MaxRecordBytes}
 	}
 	f.pool = workpool.New(workpool.Options{Workers: len(workers)}, func(w int, c records.Chunk) chunkResult {
 		return workers[w].process(c)
@@ -91,23 +87,11 @@ func (f *chunkFn) StartBundle(context.Context, func(string, archive.Block), func
 }
 
 func (f *chunkFn) ProcessElement(ctx context.Context, c records.Chunk, emitStaged, emitErr func(string, archive.Block)) error {
-	var err error
-	f.pool.Submit(c, func(r chunkResult) {
-		if e := r.emit(ctx, emitStaged, emitErr); err == nil {
-			err = e
-		}
-	})
-	return err
+	return f.pool.Submit(c, func(r chunkResult) error { return r.emit(ctx, emitStaged, emitErr) })
 }
 
 func (f *chunkFn) FinishBundle(ctx context.Context, emitStaged, emitErr func(string, archive.Block)) error {
-	var err error
-	f.pool.Drain(func(r chunkResult) {
-		if e := r.emit(ctx, emitStaged, emitErr); err == nil {
-			err = e
-		}
-	})
-	return err
+	return f.pool.Drain(func(r chunkResult) error { return r.emit(ctx, emitStaged, emitErr) })
 }
 
 // chunkWorker is one goroutine's stage 1.
@@ -169,9 +153,8 @@ func (w *chunkWorker) process(c records.Chunk) chunkResult {
 		w.p.Process(rec, src, w.out)
 		w.out.record(int64(len(rec)))
 	}
-	r := chunkResult{usage: w.out.usage, blank: blank, err: w.out.err, before: before, after: w.p.Stats}
-	r.staged, r.errs = w.out.take(w.out.staged), w.out.take(w.out.errs)
-	w.out.usage, w.out.err = map[string]*tenantUsage{}, nil
+	r := chunkResult{blank: blank, before: before, after: w.p.Stats}
+	r.staged, r.errs, r.usage, r.err = w.out.finish()
 	return r
 }
 
@@ -218,9 +201,13 @@ type tenantUsage struct {
 	errs                           map[string]int64 // "customer_error.<kind>" or "processing_error.<kind>" → events
 }
 
-func newBlockOutput() *blockOutput {
-	return &blockOutput{staged: map[string]*archive.Block{}, errs: map[string]*archive.Block{},
+func newBlockOutput(tenants []*schema.Tenant) *blockOutput {
+	o := &blockOutput{staged: map[string]*archive.Block{}, errs: map[string]*archive.Block{},
 		known: map[string]bool{}, usage: map[string]*tenantUsage{}}
+	for _, t := range tenants {
+		o.known[t.Tenant] = true
+	}
+	return o
 }
 
 // tenant returns the usage entry of a tenant id as found in output. Only
@@ -309,20 +296,13 @@ func (o *blockOutput) Error(e *records.Error) {
 	b.Count++
 }
 
-func (o *blockOutput) flush(emitStaged, emitErr func(string, archive.Block)) error {
-	staged, errs := o.take(o.staged), o.take(o.errs)
-	if o.err != nil {
-		err := o.err
-		o.err = nil
-		return err
-	}
-	for k, b := range staged {
-		emitStaged(k, b)
-	}
-	for k, b := range errs {
-		emitErr(k, b)
-	}
-	return nil
+// finish hands over everything since the last finish: the blocks at their
+// exact size, the per-tenant usage, and the first encoding error (the
+// blocks are incomplete then).
+func (o *blockOutput) finish() (staged, errs map[string]archive.Block, usage map[string]*tenantUsage, err error) {
+	staged, errs, usage, err = o.take(o.staged), o.take(o.errs), o.usage, o.err
+	o.usage, o.err = map[string]*tenantUsage{}, nil
+	return staged, errs, usage, err
 }
 
 // block starts a block in a recycled buffer.
