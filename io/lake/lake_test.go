@@ -437,7 +437,16 @@ func TestDuckDB(t *testing.T) {
 }
 
 func BenchmarkWriteParquet(b *testing.B) {
-	const n = 1_000_000
+	// 1M rows in one file, and the lake's typical partition: the 1M-line
+	// bench input averages 800 rows per tenant/metric/day.
+	for _, n := range []int{1_000_000, 800} {
+		for _, comp := range []string{"zstd", "snappy"} {
+			b.Run(fmt.Sprintf("rows=%d/%s", n, comp), func(b *testing.B) { benchWriteParquet(b, n, comp) })
+		}
+	}
+}
+
+func benchWriteParquet(b *testing.B, n int, comp string) {
 	cols := []Column{
 		{"temperature", schema.Double},
 		{"pressure", schema.Double},
@@ -466,14 +475,14 @@ func BenchmarkWriteParquet(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		buf.Reset()
-		if err := WriteParquet(&buf, cols, rows, Options{}); err != nil {
+		if err := WriteParquet(&buf, cols, rows, Options{Compression: comp}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
 	b.SetBytes(int64(buf.Len()))
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/row")
-	b.ReportMetric(float64(buf.Len())/n, "file-bytes/row")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+	b.ReportMetric(float64(buf.Len())/float64(n), "file-bytes/row")
 }
 
 // checkPageIndex checks that every column chunk of the file has a column

@@ -78,7 +78,13 @@ func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknow
 		return nil, "", false
 	}
 	values = make([]any, len(m.columns))
-	set := make([]bool, len(m.columns))
+	var setBuf [64]bool // no allocation for tables of up to 64 columns
+	set := setBuf[:]
+	if n := len(m.columns); n <= len(setBuf) {
+		set = setBuf[:n]
+	} else {
+		set = make([]bool, n)
+	}
 	var unknown map[string]string
 	keep := func(name, raw string) {
 		if unknown == nil {
@@ -155,23 +161,26 @@ func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknow
 
 // retype converts a typed value to another declared type (after a retype
 // in the schema). Same-type values pass through.
+//
+// Same-type values are returned as the v they came in: returning x would box
+// it again, an allocation per value.
 func retype(v any, typ schema.FieldType) (any, bool) {
 	switch x := v.(type) {
 	case bool:
 		if typ == schema.Boolean {
-			return x, true
+			return v, true
 		}
 	case int64:
 		switch typ {
 		case schema.Long, schema.Timestamp:
-			return x, true
+			return v, true
 		case schema.Double:
 			return float64(x), true
 		}
 	case float64:
 		switch typ {
 		case schema.Double:
-			return x, true
+			return v, true
 		case schema.Long:
 			if x == math.Trunc(x) && math.Abs(x) < 1<<62 {
 				return int64(x), true
@@ -180,11 +189,11 @@ func retype(v any, typ schema.FieldType) (any, bool) {
 		}
 	case string:
 		if typ == schema.String {
-			return x, true
+			return v, true
 		}
 	case []byte:
 		if typ == schema.Bytes {
-			return x, true
+			return v, true
 		}
 	}
 	return castValue([]byte(valueJSON(v)), fieldRef{typ: typ})
