@@ -48,7 +48,8 @@ func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
 	b = binary.AppendVarint(b, ev.Timestamp)
 	if len(ev.Fields) > 0 {
 		b = binary.AppendVarint(b, int64(len(ev.Fields)))
-		for _, k := range sortedKeys(ev.Fields) {
+		var kb [32]string
+		for _, k := range sortedKeys(kb[:0], ev.Fields) {
 			b = appendString(b, k)
 			switch v := ev.Fields[k].(type) {
 			case nil:
@@ -81,7 +82,8 @@ func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
 	b = binary.AppendVarint(b, 0)
 	if len(ev.Unknown) > 0 {
 		b = binary.AppendVarint(b, int64(len(ev.Unknown)))
-		for _, k := range sortedKeys(ev.Unknown) {
+		var kb [32]string
+		for _, k := range sortedKeys(kb[:0], ev.Unknown) {
 			b = appendString(b, k)
 			b = appendString(b, ev.Unknown[k])
 		}
@@ -103,8 +105,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys appends m's keys to keys, sorted. Callers pass a stack
+// array's slice, so a small map's keys need no allocation.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -81,3 +81,29 @@ func BenchmarkBareDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChunk is stage 1 as ingest runs it on a chunk: BenchmarkProcess
+// plus encoding the staged events (Avro) and errors (JSON) into blocks per
+// partition.
+func BenchmarkChunk(b *testing.B) {
+	tenants, lines, size := loadSample(b)
+	p, err := NewProcessor(tenants, Options{MaxRecordBytes: FileLineLimit})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := newBlockOutput(tenants)
+	b.ReportAllocs()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		for i, l := range lines {
+			p.Process(l, records.Lineage{File: "bench", Line: int64(i + 1)}, out)
+		}
+		staged, _, _, err := out.finish()
+		if err != nil || len(staged) == 0 {
+			b.Fatal("nothing staged", err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(p.Stats.Events), "ns/event")
+}
