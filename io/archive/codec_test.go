@@ -131,14 +131,20 @@ func TestCodecDeterministic(t *testing.T) {
 	}
 }
 
-func TestReadStagedFileMatchesGoavro(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	var want []*records.Event
-	var file bytes.Buffer
-	o, err := newOCFWriter(&file, StagedSchema)
-	if err != nil {
-		t.Fatal(err)
+// randomStagedFiles writes the same 300 random events as one staged file
+// per schema text given, in three blocks.
+func randomStagedFiles(t *testing.T, r *rand.Rand, schemas ...string) ([]*records.Event, [][]byte) {
+	t.Helper()
+	bufs := make([]bytes.Buffer, len(schemas))
+	ws := make([]*ocfWriter, len(schemas))
+	for i, sch := range schemas {
+		w, err := newOCFWriter(&bufs[i], sch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[i] = w
 	}
+	var want []*records.Event
 	for blk := 0; blk < 3; blk++ {
 		var data []byte
 		for i := 0; i < 100; i++ {
@@ -146,10 +152,22 @@ func TestReadStagedFileMatchesGoavro(t *testing.T) {
 			want = append(want, ev)
 			data, _ = AppendEvent(data, ev)
 		}
-		if err := o.writeBlock(100, data); err != nil {
-			t.Fatal(err)
+		for _, w := range ws {
+			if err := w.writeBlock(100, data); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	files := make([][]byte, len(schemas))
+	for i := range bufs {
+		files[i] = bufs[i].Bytes()
+	}
+	return want, files
+}
+
+func TestReadStagedFileMatchesGoavro(t *testing.T) {
+	want, files := randomStagedFiles(t, rand.New(rand.NewPCG(3, 4)), StagedSchema)
+	file := bytes.NewBuffer(files[0])
 	var fast, generic []*records.Event
 	if err := ReadStagedFile(file.Bytes(), func(ev *records.Event) error { fast = append(fast, ev); return nil }); err != nil {
 		t.Fatal(err)
@@ -170,6 +188,54 @@ func TestReadStagedFileMatchesGoavro(t *testing.T) {
 	}
 }
 
+// TestReadStagedHeads checks that heads read without decoding fields give
+// back exactly the events the full readers give, on the direct path and on
+// the generic (goavro) path of a file with another schema text.
+func TestReadStagedHeads(t *testing.T) {
+	// The same schema with different whitespace is not the direct path.
+	want, files := randomStagedFiles(t, rand.New(rand.NewPCG(5, 6)), StagedSchema, StagedSchema+" ")
+	for name, file := range map[string][]byte{"direct": files[0], "generic": files[1]} {
+		t.Run(name, func(t *testing.T) {
+			i := 0
+			err := ReadStagedHeads(file, func(st *Staged) error {
+				ev := want[i]
+				i++
+				if st.ID != ev.ID || st.Tenant != ev.Tenant || st.Metric != ev.Metric || st.Timestamp != ev.Timestamp ||
+					st.IngestTime != ev.IngestTime || st.Source != ev.Source {
+					return fmt.Errorf("head %d = %+v, want the head of %+v", i-1, st, ev)
+				}
+				full, err := st.Event()
+				if err != nil || !reflect.DeepEqual(full, ev) {
+					return fmt.Errorf("Event %d = %+v (%v), want %+v", i-1, full, err, ev)
+				}
+				fields, unknown := map[string]any{}, map[string]string{}
+				if err := st.EachField(func(k string, v any) { fields[k] = v }); err != nil {
+					return err
+				}
+				if err := st.EachUnknown(func(k, raw string) { unknown[k] = raw }); err != nil {
+					return err
+				}
+				if len(fields) != len(ev.Fields) || (len(fields) > 0 && !reflect.DeepEqual(fields, ev.Fields)) ||
+					len(unknown) != len(ev.Unknown) || (len(unknown) > 0 && !reflect.DeepEqual(unknown, ev.Unknown)) {
+					return fmt.Errorf("fields %d = %v %v, want %v %v", i-1, fields, unknown, ev.Fields, ev.Unknown)
+				}
+				return nil
+			})
+			if err != nil || i != len(want) {
+				t.Fatalf("%v after %d of %d records", err, i, len(want))
+			}
+		})
+	}
+	// Corruption anywhere is an error, never a panic.
+	b := files[0]
+	for i := 0; i < len(b); i += 97 {
+		c := bytes.Clone(b)
+		c[i] ^= 0xff
+		_ = ReadStagedHeads(c, func(*Staged) error { return nil })
+		_ = ReadStagedHeads(c[:i], func(*Staged) error { return nil })
+	}
+}
+
 func FuzzDecodeEvent(f *testing.F) {
 	seed, _ := AppendEvent(nil, &records.Event{ID: "id", Fields: map[string]any{"a": int64(1), "b": "x", "c": nil}, Unknown: map[string]string{"u": "1"}})
 	f.Add(seed)
@@ -177,6 +243,11 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		DecodeEvent(data)
 		ReadStagedFile(data, func(*records.Event) error { return nil })
+		ReadStagedHeads(data, func(st *Staged) error {
+			st.Event()
+			st.EachField(func(string, any) {})
+			return st.EachUnknown(func(string, string) {})
+		})
 	})
 }
 

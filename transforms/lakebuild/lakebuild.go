@@ -101,15 +101,17 @@ type Result struct {
 type group struct {
 	tenant, metric string
 	columns        []schema.Field
-	events         []*records.Event
+	events         []*archive.Staged
 }
 
 // ProcessDay builds every lake partition of one day.
 func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Day) (*Result, error) {
 	res := &Result{Date: day.Date, Report: schemachange.NewReport()}
-	byID := map[string]*records.Event{}
+	// Records are read as heads (archive.Staged): duplicates are dropped
+	// and the rest grouped before any field is decoded.
+	byID := map[string]*archive.Staged{}
 	for _, f := range day.Files {
-		if err := readStaged(ctx, archiveStore, f, func(ev *records.Event) {
+		if err := readStaged(ctx, archiveStore, f, func(ev *archive.Staged) {
 			res.Read++
 			if prev, dup := byID[ev.ID]; dup {
 				res.Duplicates++
@@ -129,8 +131,12 @@ func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Da
 	for _, ev := range byID {
 		metric, cols, ok := cfg.Binder.Table(ev.Tenant, ev.Metric)
 		if !ok {
+			full, err := ev.Event()
+			if err != nil {
+				return nil, fmt.Errorf("staged record %s: %w", ev.ID, err)
+			}
 			res.Unbound++
-			res.Unbound1 = append(res.Unbound1, ev)
+			res.Unbound1 = append(res.Unbound1, full)
 			continue
 		}
 		k := ev.Tenant + "\x00" + metric
@@ -161,14 +167,14 @@ func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Da
 
 // earlier says whether a should survive over b: the earliest ingest wins,
 // ties broken by lineage, so the survivor is the same on every run.
-func earlier(a, b *records.Event) bool {
+func earlier(a, b *archive.Staged) bool {
 	if a.IngestTime != b.IngestTime {
 		return a.IngestTime < b.IngestTime
 	}
 	return a.Source.String() < b.Source.String()
 }
 
-func readStaged(ctx context.Context, st blob.Store, path string, fn func(*records.Event)) error {
+func readStaged(ctx context.Context, st blob.Store, path string, fn func(*archive.Staged)) error {
 	rc, err := st.Open(ctx, path)
 	if err != nil {
 		return err
@@ -180,8 +186,8 @@ func readStaged(ctx context.Context, st blob.Store, path string, fn func(*record
 	}
 	// Decode whole first: a file that is corrupt half-way contributes
 	// nothing, so a day's result does not depend on where a file broke.
-	var evs []*records.Event
-	if err := archive.ReadStagedFile(data, func(ev *records.Event) error {
+	var evs []*archive.Staged
+	if err := archive.ReadStagedHeads(data, func(ev *archive.Staged) error {
 		evs = append(evs, ev)
 		return nil
 	}); err != nil {
@@ -219,7 +225,10 @@ func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs obse
 	}
 	rows := make([]lake.Row, 0, len(g.events))
 	for _, ev := range g.events {
-		values, unknown, _ := cfg.Binder.Bind(ev, obs)
+		values, unknown, _, err := cfg.Binder.BindStaged(ev, obs)
+		if err != nil {
+			return Manifest{}, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
+		}
 		rows = append(rows, lake.Row{EventID: ev.ID, Timestamp: ev.Timestamp, Values: values, UnknownJSON: unknown})
 	}
 	dir := PartitionDir(g.tenant, g.metric, day.Date)
@@ -251,7 +260,11 @@ func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs obse
 	if cfg.Backup != nil {
 		buf.Reset()
 		its := make([]map[string]types.AttributeValue, 0, len(g.events))
-		for _, ev := range g.events {
+		for _, st := range g.events {
+			ev, err := st.Event()
+			if err != nil {
+				return m, 0, fmt.Errorf("staged record %s: %w", st.ID, err)
+			}
 			its = append(its, dynamodbio.Item(ev, cfg.ItemOptions))
 		}
 		if err := dynamodbio.WriteBackup(&buf, its); err != nil {

@@ -4,11 +4,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	json "github.com/goccy/go-json"
 
+	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
@@ -69,13 +72,22 @@ func (b *Binder) Version(tenant string) int {
 // Hidden fields are left out of both (the staged archive keeps them).
 // ok is false when the tenant or metric is not in the current schemas.
 func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknownJSON string, ok bool) {
-	t := b.reg.tenants[ev.Tenant]
+	st := archive.StagedOf(ev)
+	values, unknownJSON, ok, _ = b.BindStaged(&st, obs)
+	return values, unknownJSON, ok
+}
+
+// BindStaged is Bind for a staged record, whose fields are decoded as they
+// are bound (no maps); err is a corrupt record's.
+func (b *Binder) BindStaged(st *archive.Staged, obs BindObserver) (values []any, unknownJSON string, ok bool, err error) {
+	tenant, metric, ts := st.Tenant, st.Metric, st.Timestamp
+	t := b.reg.tenants[tenant]
 	if t == nil {
-		return nil, "", false
+		return nil, "", false, nil
 	}
-	m := t.metrics[ev.Metric]
+	m := t.metrics[metric]
 	if m == nil {
-		return nil, "", false
+		return nil, "", false, nil
 	}
 	values = make([]any, len(m.columns))
 	var setBuf [64]bool // no allocation for tables of up to 64 columns
@@ -93,47 +105,54 @@ func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknow
 		unknown[name] = raw
 	}
 	// Typed values first, by their ingest-time canonical name.
-	for name, v := range ev.Fields {
+	err = st.EachField(func(name string, v any) {
 		f, known := m.fields[name]
 		if known && f.hidden {
-			continue
+			return
 		}
 		if !known {
 			raw := valueJSON(v)
 			keep(name, raw)
 			if obs != nil {
-				obs.Unknown(t.name, m.name, name, raw, ev.Timestamp)
+				obs.Unknown(t.name, m.name, name, raw, ts)
 			}
-			continue
+			return
 		}
 		i := m.column[f.name]
 		if set[i] {
-			continue
+			return
 		}
 		if v == nil {
 			set[i] = true
-			continue
+			return
 		}
 		cv, ok := retype(v, f.typ)
 		if !ok {
 			raw := valueJSON(v)
 			keep(name, raw)
 			if obs != nil {
-				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ev.Timestamp)
+				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ts)
 			}
-			continue
+			return
 		}
 		values[i], set[i] = cv, true
+	})
+	if err != nil {
+		return nil, "", true, err
 	}
 	// Then what ingest could not type, in name order so the outcome is
 	// deterministic when two names map to one field.
-	names := make([]string, 0, len(ev.Unknown))
-	for name := range ev.Unknown {
-		names = append(names, name)
+	type rawField struct{ name, raw string }
+	var ub [16]rawField
+	untyped := ub[:0]
+	if err := st.EachUnknown(func(name, raw string) { untyped = append(untyped, rawField{name, raw}) }); err != nil {
+		return nil, "", true, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		raw := ev.Unknown[name]
+	if len(untyped) > 1 {
+		slices.SortFunc(untyped, func(a, b rawField) int { return strings.Compare(a.name, b.name) })
+	}
+	for _, u := range untyped {
+		name, raw := u.name, u.raw
 		f, known := m.fields[name]
 		if known && f.hidden {
 			continue
@@ -141,7 +160,7 @@ func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknow
 		if !known {
 			keep(name, raw)
 			if obs != nil {
-				obs.Unknown(t.name, m.name, name, raw, ev.Timestamp)
+				obs.Unknown(t.name, m.name, name, raw, ts)
 			}
 			continue
 		}
@@ -150,13 +169,13 @@ func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknow
 		if !ok || set[i] {
 			keep(name, raw)
 			if !ok && obs != nil {
-				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ev.Timestamp)
+				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ts)
 			}
 			continue
 		}
 		values[i], set[i] = v, true
 	}
-	return values, objectJSON(unknown), true
+	return values, objectJSON(unknown), true, nil
 }
 
 // retype converts a typed value to another declared type (after a retype

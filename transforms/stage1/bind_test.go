@@ -1,9 +1,12 @@
 package stage1
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
@@ -102,6 +105,15 @@ func TestBinder(t *testing.T) {
 			if len(s.unknown) != tc.unknown || len(s.failed) != tc.failed {
 				t.Errorf("observed unknown %v failed %v", s.unknown, s.failed)
 			}
+			// The batch binds staged records from their encoding, without
+			// maps: the same values, unknown fields and observations.
+			st := stagedFromArchive(t, &ev)
+			var s2 seen
+			values2, unknown2, ok2, err := b.BindStaged(st, &s2)
+			if err != nil || !ok2 || fmt.Sprintf("%#v", values2) != fmt.Sprintf("%#v", values) || unknown2 != unknown ||
+				fmt.Sprint(s2) != fmt.Sprint(s) {
+				t.Errorf("BindStaged = %#v %s %v %v (observed %v), Bind = %#v %s (observed %v)", values2, unknown2, ok2, err, s2, values, unknown, s)
+			}
 		})
 	}
 	t.Run("not in current schemas", func(t *testing.T) {
@@ -112,4 +124,36 @@ func TestBinder(t *testing.T) {
 			t.Error("unknown tenant bound")
 		}
 	})
+}
+
+// stagedFromArchive writes ev to a staged archive file and reads it back
+// as the batch does: a head whose fields are decoded when bound.
+func stagedFromArchive(t *testing.T, ev *records.Event) *archive.Staged {
+	t.Helper()
+	ctx := context.Background()
+	st, err := blob.NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := archive.AppendEvent(nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.WriteAvroFile(ctx, st, "f.avro", archive.StagedSchema, []archive.Block{{Count: 1, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := st.Open(ctx, "f.avro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := blob.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out *archive.Staged
+	if err := archive.ReadStagedHeads(file, func(s *archive.Staged) error { out = s; return nil }); err != nil || out == nil {
+		t.Fatalf("reading back: %v", err)
+	}
+	return out
 }
