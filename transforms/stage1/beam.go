@@ -315,6 +315,9 @@ func countTenants(ctx context.Context, usage map[string]*tenantUsage) {
 	}
 }
 
+// reusesEvents: Staged encodes the event before it returns.
+func (o *blockOutput) reusesEvents() bool { return true }
+
 func (o *blockOutput) Staged(ev *records.Event) {
 	u := o.tenant(ev.Tenant)
 	u.events++

@@ -68,6 +68,12 @@ type Output interface {
 	Error(e *records.Error)
 }
 
+// eventReuser is an Output that is done with a staged event when Staged
+// returns (it encodes it at once), so the Processor may reuse the event and
+// its maps for the next one: a new field map per event was 8% of ingest's
+// CPU (profile: makemap).
+type eventReuser interface{ reusesEvents() bool }
+
 // Stats counts what a Processor did; the Beam layer turns them into counters.
 type Stats struct {
 	Records     int64 // raw records seen
@@ -89,6 +95,7 @@ type Processor struct {
 	from    map[string]int
 	members []member
 	items   [][]byte
+	scratch *records.Event // reused for an eventReuser output
 }
 
 // NewProcessor compiles the tenants' current schemas.
@@ -266,16 +273,9 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		fail(records.BadTimestamp, "timestamp %q = %s: %v", tsKey, clip(tsRaw, 64), err)
 		return
 	}
-	ev := &records.Event{
-		Tenant:        t.name,
-		Metric:        m.name,
-		MetricAlias:   alias,
-		Timestamp:     ts,
-		Fields:        make(map[string]any, len(obj)),
-		SchemaVersion: t.version,
-		IngestTime:    now.UnixMilli(),
-		Source:        src,
-	}
+	ev := p.newEvent(out, len(obj))
+	ev.Tenant, ev.Metric, ev.MetricAlias, ev.Timestamp = t.name, m.name, alias, ts
+	ev.SchemaVersion, ev.IngestTime, ev.Source = t.version, now.UnixMilli(), src
 	from := p.from // canonical name → index in obj of the member that set it
 	clear(from)
 	for i := range obj {
@@ -321,6 +321,25 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 	ev.ID = p.eventID(ev)
 	p.Stats.Staged++
 	out.Staged(ev)
+}
+
+// newEvent returns an empty event with a field map: the Processor's own,
+// emptied, when out does not keep events.
+func (p *Processor) newEvent(out Output, fields int) *records.Event {
+	r, ok := out.(eventReuser)
+	if !ok || !r.reusesEvents() {
+		return &records.Event{Fields: make(map[string]any, fields)}
+	}
+	ev := p.scratch
+	if ev == nil {
+		ev = &records.Event{Fields: make(map[string]any, fields)}
+		p.scratch = ev
+	}
+	f, u := ev.Fields, ev.Unknown
+	clear(f)
+	clear(u)
+	*ev = records.Event{Fields: f, Unknown: u}
+	return ev
 }
 
 // eventID hashes tenant, metric, time and canonical content: an exact
