@@ -40,6 +40,16 @@ const (
 
 // AppendEvent appends the Avro binary encoding of ev (StagedSchema) to buf.
 func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
+	var fb, ub [32]string
+	return AppendEventSorted(buf, ev, sortedKeys(fb[:0], ev.Fields), sortedKeys(ub[:0], ev.Unknown))
+}
+
+// AppendEventSorted is AppendEvent for a caller that has ev's field and
+// unknown-field keys sorted already.
+func AppendEventSorted(buf []byte, ev *records.Event, fieldKeys, unknownKeys []string) ([]byte, error) {
+	if len(fieldKeys) != len(ev.Fields) || len(unknownKeys) != len(ev.Unknown) {
+		return buf, fmt.Errorf("archive: %d field and %d unknown keys given for %d and %d", len(fieldKeys), len(unknownKeys), len(ev.Fields), len(ev.Unknown))
+	}
 	b := buf
 	b = appendString(b, ev.ID)
 	b = appendString(b, ev.Tenant)
@@ -48,8 +58,7 @@ func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
 	b = binary.AppendVarint(b, ev.Timestamp)
 	if len(ev.Fields) > 0 {
 		b = binary.AppendVarint(b, int64(len(ev.Fields)))
-		var kb [32]string
-		for _, k := range sortedKeys(kb[:0], ev.Fields) {
+		for _, k := range fieldKeys {
 			b = appendString(b, k)
 			switch v := ev.Fields[k].(type) {
 			case nil:
@@ -82,8 +91,7 @@ func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
 	b = binary.AppendVarint(b, 0)
 	if len(ev.Unknown) > 0 {
 		b = binary.AppendVarint(b, int64(len(ev.Unknown)))
-		var kb [32]string
-		for _, k := range sortedKeys(kb[:0], ev.Unknown) {
+		for _, k := range unknownKeys {
 			b = appendString(b, k)
 			b = appendString(b, ev.Unknown[k])
 		}

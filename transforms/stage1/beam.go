@@ -315,15 +315,22 @@ func countTenants(ctx context.Context, usage map[string]*tenantUsage) {
 	}
 }
 
-// reusesEvents: Staged encodes the event before it returns.
-func (o *blockOutput) reusesEvents() bool { return true }
+func (o *blockOutput) Staged(ev *records.Event) { o.stagedSorted(ev, nil, nil) }
 
-func (o *blockOutput) Staged(ev *records.Event) {
+// stagedSorted encodes ev at once (blockOutput is an encodingOutput), with
+// its keys sorted by the caller, or sorted here when nil.
+func (o *blockOutput) stagedSorted(ev *records.Event, fieldKeys, unknownKeys []string) {
 	u := o.tenant(ev.Tenant)
 	u.events++
 	u.staged++
 	start := len(o.staged.buf)
-	data, err := archive.AppendEvent(o.staged.buf, ev)
+	var data []byte
+	var err error
+	if fieldKeys == nil && unknownKeys == nil {
+		data, err = archive.AppendEvent(o.staged.buf, ev)
+	} else {
+		data, err = archive.AppendEventSorted(o.staged.buf, ev, fieldKeys, unknownKeys)
+	}
 	if err != nil {
 		o.err = fmt.Errorf("stage1: encoding event %s: %w", ev.ID, err)
 		return
