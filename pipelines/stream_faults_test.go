@@ -48,9 +48,9 @@ func faultChain(t *testing.T, target string, layers ...[]testenv.FaultRule) []*t
 // in the DoFns' Setup from the environment) at the proxies given (nil:
 // direct); the test's own clients were made before and stay direct. It
 // also asks for no SDK retries (AWS_MAX_ATTEMPTS=1), so that each injected
-// fault reaches Fineo's own retry loops and counters. (awsconf.Load passes
-// its own retryer, and the SDK then ignores AWS_MAX_ATTEMPTS: as long as it
-// does, every call is still tried up to 3 times inside the SDK.)
+// fault reaches Fineo's own retry loops and counters. (The SDK ignores
+// AWS_MAX_ATTEMPTS when given a retryer, as awsconf.Load gives it, so
+// awsconf.Load reads the variable itself and sets the retryer's attempts.)
 func throughProxies(t *testing.T, kin, ddb *testenv.Proxy) {
 	t.Helper()
 	if kin != nil {
