@@ -362,8 +362,9 @@ func TestStreamEndToEnd(t *testing.T) {
 	}
 	t.Logf("%d records, %d pages, %d files", len(lines), sum[kinesisio.KinesisPages], len(a.files))
 
-	// Every customer error is in exactly one alert (ids unique per shard
-	// and window), by tenant and kind.
+	// Every customer error is in exactly one alert (ids unique per commit:
+	// shard, window and, for a late pane, its first sequence), by tenant and
+	// kind.
 	alerts.Lock()
 	ids := map[string]bool{}
 	kindsAlerted := map[string]int64{}

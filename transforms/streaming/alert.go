@@ -19,10 +19,15 @@ const AlertsSent = "alerts_sent"
 
 // windowAlert builds the notification for one shard's window that produced
 // error records (nil when it produced none): per tenant the customer-error
-// kinds and counts, the processing errors, and the files they are in.
-func windowAlert(job, stream, shard string, start time.Time, errs map[string]archive.Block, files map[string]string) *notify.Notification {
+// kinds and counts, the processing errors, and the files they are in. run
+// is the commit's file name, <window start>_<stream>_<shard>_<first
+// sequence>: the same when a commit is retried, and different for a late
+// pane of the same window, which commits files of its own (an id of window,
+// stream and shard alone gave two different alerts one id, so a receiver
+// deduplicating by id would have dropped one).
+func windowAlert(job, run string, errs map[string]archive.Block, files map[string]string) *notify.Notification {
 	n := &notify.Notification{
-		Version: 1, Job: job, Run: start.UTC().Format("20060102T150405Z") + "_" + stream + "_" + shard,
+		Version: 1, Job: job, Run: run,
 		Time: time.Now().UTC(), Tenants: map[string]notify.TenantErrors{},
 		ProcessingErrors: notify.Processing{Kinds: map[string]int64{}},
 	}

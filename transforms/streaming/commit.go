@@ -223,7 +223,7 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 	}
 	metrics.Counter(PagesCommitted).Inc(ctx, int64(len(pages)))
 	if len(f.targets) > 0 && len(errParts) > 0 {
-		sendAlert(ctx, f.targets, windowAlert(f.Job, first.Stream, first.Shard, start, errParts, errFiles))
+		sendAlert(ctx, f.targets, windowAlert(f.Job, name, errParts, errFiles))
 	}
 	return nil
 }
