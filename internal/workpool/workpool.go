@@ -20,10 +20,7 @@ type Pool[In, Out any] struct {
 	jobs    chan job[In, Out]
 	pending []chan Out // results in submission order
 	depth   int
-	n       int // workers
 }
-
-func (p *Pool[In, Out]) workers() int { return p.n }
 
 type job[In, Out any] struct {
 	in  In
@@ -44,7 +41,7 @@ func New[In, Out any](opts Options, work func(worker int, in In) Out) *Pool[In, 
 	if opts.Depth <= 0 {
 		opts.Depth = 2 * opts.Workers
 	}
-	p := &Pool[In, Out]{jobs: make(chan job[In, Out]), depth: opts.Depth, n: opts.Workers}
+	p := &Pool[In, Out]{jobs: make(chan job[In, Out]), depth: opts.Depth}
 	for w := 0; w < opts.Workers; w++ {
 		go func() {
 			for j := range p.jobs {

@@ -1,6 +1,7 @@
 package workpool
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestOrderAndBound(t *testing.T) {
 			}
 			depth := tc.depth
 			if depth == 0 {
-				depth = 2 * p.workers()
+				depth = 2 * runtime.GOMAXPROCS(0) // the default: two per worker, a worker per CPU
 			}
 			if m := maxInFlight.Load(); m > int64(depth) {
 				t.Errorf("%d jobs in flight after Submit returned, bound is %d", m, depth)

@@ -218,6 +218,13 @@ func (d *decoder) event() (*records.Event, error) {
 	return ev, nil
 }
 
+// frozenDecoder decodes a copy of block made once as an immutable string,
+// so that the strings it returns are views into that copy.
+func frozenDecoder(block []byte) decoder {
+	text := string(block)
+	return decoder{b: unsafe.Slice(unsafe.StringData(text), len(text)), frozen: true}
+}
+
 // str returns b as a string: a view when d is frozen, else a copy.
 func (d *decoder) str(b []byte) string {
 	if d.frozen && len(b) > 0 {
@@ -379,8 +386,7 @@ func (s *Staged) EachUnknown(fn func(name, raw string)) error {
 // file's schema is StagedSchema, through goavro's generic reader otherwise.
 func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
 	direct, err := readOCF(data, StagedSchema, func(count int64, block []byte) error {
-		text := string(block)
-		d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text)), frozen: true}
+		d := frozenDecoder(block)
 		for i := int64(0); i < count; i++ {
 			s, err := d.staged()
 			if err != nil {
@@ -406,8 +412,7 @@ func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
 // one per string, the largest share of a batch's allocations), so an event
 // keeps its block's memory alive.
 func DecodeBlock(b Block, fn func(*records.Event) error) error {
-	text := string(b.Data)
-	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text)), frozen: true}
+	d := frozenDecoder(b.Data)
 	for i := int64(0); i < b.Count; i++ {
 		ev, err := d.event()
 		if err != nil {

@@ -61,12 +61,7 @@ func (f *readFn) ProcessElement(ctx context.Context, file string, emit, emitErr 
 }
 
 func (f *readFn) read(ctx context.Context, file string) (Block, error) {
-	rc, err := f.store.Open(ctx, file)
-	if err != nil {
-		return Block{}, err
-	}
-	data, err := blob.ReadAll(rc)
-	rc.Close()
+	data, err := blob.ReadFile(ctx, f.store, file)
 	if err != nil {
 		return Block{}, err
 	}

@@ -97,8 +97,8 @@ type writeFn struct {
 	parts    map[string][]Block
 	buffered int64
 	// Partitions are written on a few goroutines while the bundle goes on
-	// (measured: a bulk ingest writes thousands of hourly partitions, and
-	// writing them one after another held up stage 1). Results come back
+	// (measured: a bulk load of years of history writes thousands of
+	// partitions, and writing them one after another held up stage 1). Results come back
 	// here, in order, to be counted and emitted.
 	pool *workpool.Pool[partJob, partResult]
 }

@@ -131,6 +131,16 @@ func checkPrefix(prefix string) error {
 	return nil
 }
 
+// ReadFile reads the file at path in st whole.
+func ReadFile(ctx context.Context, st Store, path string) ([]byte, error) {
+	rc, err := st.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return ReadAll(rc)
+}
+
 // ReadAll reads rc to the end like io.ReadAll, sized up front when rc
 // knows its size (local files): io.ReadAll's doubling cost the batch job a
 // twentieth of its CPU in copies and zeroing (measured: bench/RESULTS.md).

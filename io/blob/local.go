@@ -59,7 +59,7 @@ func (s *LocalStore) Create(ctx context.Context, p string) (Writer, error) {
 	f, err := createTemp(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Measured: MkdirAll before every file was a third of the
-		// syscalls of an ingest writing thousands of hourly partitions.
+		// syscalls of an ingest writing thousands of partitions.
 		// Make the directory only when the first try says it is missing.
 		if err = os.MkdirAll(dir, 0o755); err == nil {
 			f, err = createTemp(dir)

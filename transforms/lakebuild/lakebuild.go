@@ -175,12 +175,7 @@ func earlier(a, b *archive.Staged) bool {
 }
 
 func readStaged(ctx context.Context, st blob.Store, path string, fn func(*archive.Staged)) error {
-	rc, err := st.Open(ctx, path)
-	if err != nil {
-		return err
-	}
-	data, err := blob.ReadAll(rc)
-	rc.Close()
+	data, err := blob.ReadFile(ctx, st, path)
 	if err != nil {
 		return err
 	}

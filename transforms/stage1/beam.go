@@ -68,7 +68,7 @@ func (f *chunkFn) Setup() error {
 		if err != nil {
 			return err
 		}
-		workers[i] = &chunkWorker{p: p, out: newBlockOutput(tenants), maxRecordBytes: f.MaxRecordBytes}
+		workers[i] = &chunkWorker{p: p, out: newBlockOutput(tenants)}
 	}
 	f.pool = workpool.New(workpool.Options{Workers: len(workers)}, func(w int, c records.Chunk) chunkResult {
 		return workers[w].process(c)
@@ -96,9 +96,8 @@ func (f *chunkFn) FinishBundle(ctx context.Context, emitStaged, emitErr func(str
 
 // chunkWorker is one goroutine's stage 1.
 type chunkWorker struct {
-	p              *Processor
-	out            *blockOutput
-	maxRecordBytes int
+	p   *Processor
+	out *blockOutput
 }
 
 // chunkResult is one chunk's stage-1 output, handed back to the DoFn.
@@ -129,7 +128,7 @@ func (w *chunkWorker) process(c records.Chunk) chunkResult {
 			w.p.Stats.Errors++
 			w.out.Error(&records.Error{
 				Kind: records.TooLarge, Stage: StageName, Source: src, Time: time.Now().UTC(), Events: 1,
-				Message: fmt.Sprintf("line is %d bytes, over the limit of %d", o.Size, w.maxRecordBytes),
+				Message: fmt.Sprintf("line is %d bytes, over the limit of %d", o.Size, w.p.opts.MaxRecordBytes),
 				Raw:     o.Prefix, RawSize: int(o.Size),
 			})
 			line++

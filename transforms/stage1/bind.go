@@ -91,11 +91,9 @@ func (b *Binder) BindStaged(st *archive.Staged, obs BindObserver) (values []any,
 	}
 	values = make([]any, len(m.columns))
 	var setBuf [64]bool // no allocation for tables of up to 64 columns
-	set := setBuf[:]
-	if n := len(m.columns); n <= len(setBuf) {
-		set = setBuf[:n]
-	} else {
-		set = make([]bool, n)
+	set := setBuf[:min(len(m.columns), len(setBuf))]
+	if len(m.columns) > len(setBuf) {
+		set = make([]bool, len(m.columns))
 	}
 	var unknown map[string]string
 	keep := func(name, raw string) {
@@ -179,10 +177,8 @@ func (b *Binder) BindStaged(st *archive.Staged, obs BindObserver) (values []any,
 }
 
 // retype converts a typed value to another declared type (after a retype
-// in the schema). Same-type values pass through.
-//
-// Same-type values are returned as the v they came in: returning x would box
-// it again, an allocation per value.
+// in the schema). Same-type values pass through as the v they came in
+// (returning x would box it again, an allocation per value).
 func retype(v any, typ schema.FieldType) (any, bool) {
 	switch x := v.(type) {
 	case bool:
