@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/golang/snappy"
@@ -40,60 +41,72 @@ const (
 
 // AppendEvent appends the Avro binary encoding of ev (StagedSchema) to buf.
 func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
-	var fb, ub [32]string
-	return AppendEventSorted(buf, ev, sortedKeys(fb[:0], ev.Fields), sortedKeys(ub[:0], ev.Unknown))
+	var fb [32]records.Field
+	var ub [32]records.RawField
+	fields := fb[:0]
+	for k, x := range ev.Fields {
+		v, ok := records.ValueOf(x)
+		if !ok {
+			return buf, fmt.Errorf("archive: field %q has unsupported type %T", k, x)
+		}
+		fields = append(fields, records.Field{Name: k, Value: v})
+	}
+	unknown := ub[:0]
+	for k, raw := range ev.Unknown {
+		unknown = append(unknown, records.RawField{Name: k, Raw: unsafe.Slice(unsafe.StringData(raw), len(raw))})
+	}
+	slices.SortFunc(fields, func(a, b records.Field) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(unknown, func(a, b records.RawField) int { return strings.Compare(a.Name, b.Name) })
+	return AppendFlat(buf, ev, fields, unknown)
 }
 
-// AppendEventSorted is AppendEvent for a caller that has ev's field and
-// unknown-field keys sorted already.
-func AppendEventSorted(buf []byte, ev *records.Event, fieldKeys, unknownKeys []string) ([]byte, error) {
-	if len(fieldKeys) != len(ev.Fields) || len(unknownKeys) != len(ev.Unknown) {
-		return buf, fmt.Errorf("archive: %d field and %d unknown keys given for %d and %d", len(fieldKeys), len(unknownKeys), len(ev.Fields), len(ev.Unknown))
-	}
+// AppendFlat is AppendEvent for an event whose fields come as slices,
+// sorted by name and each name once (ev.Fields and ev.Unknown are not
+// read): stage 1 encodes its events this way, without a map or a boxed
+// value per field.
+func AppendFlat(buf []byte, ev *records.Event, fields []records.Field, unknown []records.RawField) ([]byte, error) {
 	b := buf
 	b = appendString(b, ev.ID)
 	b = appendString(b, ev.Tenant)
 	b = appendString(b, ev.Metric)
 	b = appendString(b, ev.MetricAlias)
 	b = binary.AppendVarint(b, ev.Timestamp)
-	if len(ev.Fields) > 0 {
-		b = binary.AppendVarint(b, int64(len(ev.Fields)))
-		for _, k := range fieldKeys {
-			b = appendString(b, k)
-			switch v := ev.Fields[k].(type) {
-			case nil:
+	if len(fields) > 0 {
+		b = binary.AppendVarint(b, int64(len(fields)))
+		for i := range fields {
+			f := &fields[i]
+			b = appendString(b, f.Name)
+			switch v := &f.Value; v.Kind {
+			case records.NullValue:
 				b = binary.AppendVarint(b, uNull)
-			case bool:
+			case records.BoolValue:
 				b = binary.AppendVarint(b, uBoolean)
-				if v {
-					b = append(b, 1)
-				} else {
-					b = append(b, 0)
-				}
-			case int64:
+				b = append(b, byte(v.Int&1))
+			case records.LongValue:
 				b = binary.AppendVarint(b, uLong)
-				b = binary.AppendVarint(b, v)
-			case float64:
+				b = binary.AppendVarint(b, v.Int)
+			case records.DoubleValue:
 				b = binary.AppendVarint(b, uDouble)
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
-			case string:
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float))
+			case records.StringValue:
 				b = binary.AppendVarint(b, uString)
-				b = appendString(b, v)
-			case []byte:
+				b = appendString(b, v.Str)
+			case records.BytesValue:
 				b = binary.AppendVarint(b, uBytes)
-				b = binary.AppendVarint(b, int64(len(v)))
-				b = append(b, v...)
+				b = binary.AppendVarint(b, int64(len(v.Bytes)))
+				b = append(b, v.Bytes...)
 			default:
-				return buf, fmt.Errorf("archive: field %q has unsupported type %T", k, v)
+				return buf, fmt.Errorf("archive: field %q has unknown value kind %d", f.Name, v.Kind)
 			}
 		}
 	}
 	b = binary.AppendVarint(b, 0)
-	if len(ev.Unknown) > 0 {
-		b = binary.AppendVarint(b, int64(len(ev.Unknown)))
-		for _, k := range unknownKeys {
-			b = appendString(b, k)
-			b = appendString(b, ev.Unknown[k])
+	if len(unknown) > 0 {
+		b = binary.AppendVarint(b, int64(len(unknown)))
+		for i := range unknown {
+			b = appendString(b, unknown[i].Name)
+			b = binary.AppendVarint(b, int64(len(unknown[i].Raw)))
+			b = append(b, unknown[i].Raw...)
 		}
 	}
 	b = binary.AppendVarint(b, 0)
@@ -111,16 +124,6 @@ func AppendEventSorted(buf []byte, ev *records.Event, fieldKeys, unknownKeys []s
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendVarint(b, int64(len(s)))
 	return append(b, s...)
-}
-
-// sortedKeys appends m's keys to keys, sorted. Callers pass a stack
-// array's slice, so a small map's keys need no allocation.
-func sortedKeys[V any](keys []string, m map[string]V) []string {
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 var errCorrupt = errors.New("archive: corrupt Avro data")

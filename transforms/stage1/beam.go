@@ -314,26 +314,27 @@ func countTenants(ctx context.Context, usage map[string]*tenantUsage) {
 	}
 }
 
-func (o *blockOutput) Staged(ev *records.Event) { o.stagedSorted(ev, nil, nil) }
+func (o *blockOutput) Staged(ev *records.Event) {
+	data, err := archive.AppendEvent(o.staged.buf, ev)
+	o.appended(ev, data, err)
+}
 
-// stagedSorted encodes ev at once (blockOutput is an encodingOutput), with
-// its keys sorted by the caller, or sorted here when nil.
-func (o *blockOutput) stagedSorted(ev *records.Event, fieldKeys, unknownKeys []string) {
+// stagedFlat encodes ev at once (blockOutput is an encodingOutput).
+func (o *blockOutput) stagedFlat(ev *records.Event, fields []records.Field, unknown []records.RawField) {
+	data, err := archive.AppendFlat(o.staged.buf, ev, fields, unknown)
+	o.appended(ev, data, err)
+}
+
+// appended adds ev, just encoded at the end of data, to its partition.
+func (o *blockOutput) appended(ev *records.Event, data []byte, err error) {
 	u := o.tenant(ev.Tenant)
 	u.events++
 	u.staged++
-	start := len(o.staged.buf)
-	var data []byte
-	var err error
-	if fieldKeys == nil && unknownKeys == nil {
-		data, err = archive.AppendEvent(o.staged.buf, ev)
-	} else {
-		data, err = archive.AppendEventSorted(o.staged.buf, ev, fieldKeys, unknownKeys)
-	}
 	if err != nil {
 		o.err = fmt.Errorf("stage1: encoding event %s: %w", ev.ID, err)
 		return
 	}
+	start := len(o.staged.buf)
 	o.staged.buf = data
 	o.staged.added(o.stagedKey(ev.Timestamp), start)
 }

@@ -294,6 +294,15 @@ func (m *member) name() string {
 	return s
 }
 
+// nameView is name without a copy for an unescaped key: a view into the
+// raw record.
+func (m *member) nameView() string {
+	if !m.escaped {
+		return view(m.key)
+	}
+	return m.name()
+}
+
 // compareNames orders two members by key.
 func compareNames(a, b *member) int {
 	an, bn := a.name(), b.name()

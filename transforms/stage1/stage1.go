@@ -22,8 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -69,13 +70,14 @@ type Output interface {
 }
 
 // encodingOutput is an Output that encodes each staged event before
-// Staged returns. The Processor hands it the event's field and unknown
-// keys already sorted (for the event id; sorting them again to encode was
-// 9% of stage 1), and reuses the event and its maps for the next one (a new
-// field map per event was 8% of ingest's CPU).
+// stagedFlat returns. The Processor hands it the event's fields as sorted
+// slices instead of maps, values unboxed and strings possibly views into
+// the raw record or the Processor's memory, all valid only until it
+// returns (boxing the values and a field map per event were a fifth of
+// stage 1's CPU).
 type encodingOutput interface {
 	Output
-	stagedSorted(ev *records.Event, fieldKeys, unknownKeys []string)
+	stagedFlat(ev *records.Event, fields []records.Field, unknown []records.RawField)
 }
 
 // Stats counts what a Processor did; the Beam layer turns them into counters.
@@ -94,13 +96,15 @@ type Processor struct {
 	reg     *registry
 	opts    Options
 	Stats   Stats
-	buf     []byte   // scratch for ids
-	fkeys   []string // sorted keys of the current event's fields
-	ukeys   []string // and of its unknown fields
+	buf     []byte // scratch for ids
+	idText  []byte // the current event's id
+	header  records.Event
+	flds    []records.Field    // the current event's fields
+	unks    []records.RawField // and unknown fields
+	fsrc    []int              // index in members of the member that set flds[i]
 	from    map[string]int
 	members []member
 	items   [][]byte
-	scratch *records.Event // reused for an encodingOutput
 }
 
 // NewProcessor compiles the tenants' current schemas.
@@ -278,11 +282,16 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		fail(records.BadTimestamp, "timestamp %q = %s: %v", tsKey, clip(tsRaw, 64), err)
 		return
 	}
-	ev := p.newEvent(out, len(obj))
-	ev.Tenant, ev.Metric, ev.MetricAlias, ev.Timestamp = t.name, m.name, alias, ts
-	ev.SchemaVersion, ev.IngestTime, ev.Source = t.version, now.UnixMilli(), src
-	from := p.from // canonical name → index in obj of the member that set it
-	clear(from)
+	ev := &p.header
+	*ev = records.Event{Tenant: t.name, Metric: m.name, MetricAlias: alias, Timestamp: ts,
+		SchemaVersion: t.version, IngestTime: now.UnixMilli(), Source: src}
+	flds, unks := p.flds[:0], p.unks[:0]
+	src2 := p.fsrc[:0] // index in obj of the member that set flds[i]
+	from := p.from     // canonical name → index in flds, for events of many fields
+	useMap := len(obj) > linearFields
+	if useMap {
+		clear(from)
+	}
 	for i := range obj {
 		mb := &obj[i]
 		if mb.is(metricKey) || mb.is(tsKey) {
@@ -296,94 +305,142 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 			f, known = m.fields[mb.name()]
 		}
 		if !known || f.hidden {
-			ev.AddUnknown(mb.name(), mb.val)
+			unks = append(unks, records.RawField{Name: mb.nameView(), Raw: mb.val})
 			continue
 		}
-		val, ok := castValue(mb.val, f)
+		val, ok := castFlat(mb.val, f)
 		if !ok {
 			p.Stats.Uncastable++
-			ev.AddUnknown(mb.name(), mb.val)
+			unks = append(unks, records.RawField{Name: mb.nameView(), Raw: mb.val})
 			continue
 		}
-		if j, dup := from[f.name]; dup {
+		j := -1
+		if useMap {
+			if k, dup := from[f.name]; dup {
+				j = k
+			}
+		} else {
+			for k := range flds {
+				if flds[k].Name == f.name {
+					j = k
+					break
+				}
+			}
+		}
+		if j >= 0 {
 			// Two device names for one field: the smaller name wins, so the
 			// outcome does not depend on the order of keys; the other is kept
 			// unknown. A repeated key: the last one wins.
-			prev := &obj[j]
+			prev := &obj[src2[j]]
 			if c := compareNames(mb, prev); c > 0 {
-				ev.AddUnknown(mb.name(), mb.val)
+				unks = append(unks, records.RawField{Name: mb.nameView(), Raw: mb.val})
 				continue
 			} else if c < 0 {
-				ev.AddUnknown(prev.name(), prev.val)
+				unks = append(unks, records.RawField{Name: prev.nameView(), Raw: prev.val})
 			}
+			flds[j].Value, src2[j] = val, i
+			continue
 		}
-		from[f.name] = i
-		ev.Fields[f.name] = val
+		if useMap {
+			from[f.name] = len(flds)
+		}
+		flds = append(flds, records.Field{Name: f.name, Value: val})
+		src2 = append(src2, i)
 	}
-	if len(ev.Unknown) > 0 {
+	slices.SortFunc(flds, func(a, b records.Field) int { return strings.Compare(a.Name, b.Name) })
+	unks = lastByName(unks)
+	p.flds, p.unks, p.fsrc = flds, unks, src2
+	if len(unks) > 0 {
 		p.Stats.WithUnknown++
 	}
-	ev.ID = p.eventID(ev)
+	ev.ID = p.eventID(ev, flds, unks)
 	p.Stats.Staged++
 	if eo, ok := out.(encodingOutput); ok {
-		eo.stagedSorted(ev, p.fkeys, p.ukeys)
+		eo.stagedFlat(ev, flds, unks)
 		return
 	}
-	out.Staged(ev)
+	out.Staged(keep(ev, flds, unks))
 }
 
-// newEvent returns an empty event with a field map: the Processor's own,
-// emptied, when out does not keep events.
-func (p *Processor) newEvent(out Output, fields int) *records.Event {
-	if _, ok := out.(encodingOutput); !ok {
-		return &records.Event{Fields: make(map[string]any, fields)}
+// linearFields is the number of members up to which an event's fields are
+// checked for a repeat by a scan instead of a map.
+const linearFields = 32
+
+// lastByName sorts unknown fields by name and keeps, of a repeated name,
+// the one added last (as a map assignment would).
+func lastByName(u []records.RawField) []records.RawField {
+	if len(u) < 2 {
+		return u
 	}
-	ev := p.scratch
-	if ev == nil {
-		ev = &records.Event{Fields: make(map[string]any, fields)}
-		p.scratch = ev
+	slices.SortStableFunc(u, func(a, b records.RawField) int { return strings.Compare(a.Name, b.Name) })
+	out := u[:0]
+	for i := range u {
+		if i+1 < len(u) && u[i+1].Name == u[i].Name {
+			continue
+		}
+		out = append(out, u[i])
 	}
-	f, u := ev.Fields, ev.Unknown
-	clear(f)
-	clear(u)
-	*ev = records.Event{Fields: f, Unknown: u}
-	return ev
+	return out
 }
 
-// eventID hashes tenant, metric, time and canonical content: an exact
-// re-delivery gets the same id, two different events never share one.
-func (p *Processor) eventID(ev *records.Event) string {
+// keep returns an event of its own (maps, copied strings) for an Output
+// that keeps events: the Processor's values may be views into the raw
+// record and its scratch memory is reused.
+func keep(h *records.Event, flds []records.Field, unks []records.RawField) *records.Event {
+	ev := *h
+	ev.ID = strings.Clone(h.ID)
+	ev.MetricAlias = strings.Clone(h.MetricAlias)
+	ev.Fields = make(map[string]any, len(flds))
+	for _, f := range flds {
+		if f.Value.Kind == records.StringValue {
+			f.Value.Str = strings.Clone(f.Value.Str)
+		}
+		ev.Fields[f.Name] = f.Value.Any()
+	}
+	for _, u := range unks {
+		ev.AddUnknown(strings.Clone(u.Name), u.Raw)
+	}
+	return &ev
+}
+
+// eventID hashes tenant, metric, time and canonical content (fields and
+// unknown fields sorted by name): an exact re-delivery gets the same id,
+// two different events never share one. The id is a view into the
+// Processor's memory, valid until the next event.
+func (p *Processor) eventID(ev *records.Event, flds []records.Field, unks []records.RawField) string {
 	b := append(p.buf[:0], idNamespace[:]...)
 	b = append(b, ev.Tenant...)
 	b = append(b, 0)
 	b = append(b, ev.Metric...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, ev.Timestamp, 10)
-	keys := p.fkeys[:0]
-	for k := range ev.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	p.fkeys = keys
-	for _, k := range keys {
+	for i := range flds {
 		b = append(b, 0, 'f')
-		b = append(b, k...)
+		b = append(b, flds[i].Name...)
 		b = append(b, 0)
-		b = appendValue(b, ev.Fields[k])
+		b = appendFlat(b, &flds[i].Value)
 	}
-	keys = p.ukeys[:0]
-	for k := range ev.Unknown {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for i := range unks {
 		b = append(b, 0, 'u')
-		b = append(b, k...)
+		b = append(b, unks[i].Name...)
 		b = append(b, 0)
-		b = append(b, ev.Unknown[k]...)
+		b = append(b, unks[i].Raw...)
 	}
-	p.buf, p.ukeys = b, keys
-	return uuidV5(b).String()
+	p.buf = b
+	p.idText = appendUUID(p.idText[:0], uuidV5(b))
+	return view(p.idText)
+}
+
+// appendUUID appends u's canonical text form (as uuid.UUID.String).
+func appendUUID(b []byte, u uuid.UUID) []byte {
+	const hexDigits = "0123456789abcdef"
+	for i, x := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[x>>4], hexDigits[x&0x0f])
+	}
+	return b
 }
 
 // uuidV5 is uuid.NewSHA1(idNamespace, data) for b = idNamespace + data,
@@ -397,20 +454,22 @@ func uuidV5(b []byte) uuid.UUID {
 	return u
 }
 
-func appendValue(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case nil:
+// appendFlat appends a value's id form: the same bytes appendValue makes
+// of the boxed value.
+func appendFlat(b []byte, v *records.Value) []byte {
+	switch v.Kind {
+	case records.NullValue:
 		return append(b, 'n')
-	case bool:
-		return strconv.AppendBool(append(b, 'b'), x)
-	case int64:
-		return strconv.AppendInt(append(b, 'l'), x, 10)
-	case float64:
-		return strconv.AppendUint(append(b, 'd'), math.Float64bits(x), 16)
-	case string:
-		return append(append(b, 's'), x...)
-	case []byte:
-		return append(append(b, 'y'), x...)
+	case records.BoolValue:
+		return strconv.AppendBool(append(b, 'b'), v.Int != 0)
+	case records.LongValue:
+		return strconv.AppendInt(append(b, 'l'), v.Int, 10)
+	case records.DoubleValue:
+		return strconv.AppendUint(append(b, 'd'), math.Float64bits(v.Float), 16)
+	case records.StringValue:
+		return append(append(b, 's'), v.Str...)
+	case records.BytesValue:
+		return append(append(b, 'y'), v.Bytes...)
 	}
 	return append(b, '?')
 }

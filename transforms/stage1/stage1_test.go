@@ -807,6 +807,36 @@ func TestEventIDs(t *testing.T) {
 	})
 }
 
+// TestEventIDsStable pins the ids of events of every value kind, an
+// escaped key, two device names for one field, a repeated unknown key and
+// an events array: an archive deduplicates across runs and releases by
+// id, so a change in how events are held or hashed must not change them.
+// The ids were made by the release before the Processor held fields as
+// typed slices, and by every one since.
+func TestEventIDsStable(t *testing.T) {
+	tests := []struct {
+		line string
+		ids  []string
+	}{
+		{wx(`"temperature":20,"station":"SEA","extra":{"a":1}`), []string{"afb7cf53-4712-5b94-ae0b-3f592798c6ea"}},
+		{wx(`"temp_f":68,"press":1013.25,"count_k":"2.5","ok":"TRUE","blob":"aGk=","seen":"2010-01-01T00:00:01.5Z","old":1,"station":null`),
+			[]string{"a47ece92-611b-55c9-8bd0-33f76296bcc8"}},
+		{wx(`"temp_c":20,"temperature":21,"st\u0061tion":"n\u00e9","z":[1,2],"a":"x","a":"y"`), []string{"9fe0e08f-ab55-5aa0-8be8-775e54b853e4"}},
+		{`{"tenant":"acme","events":[{"type":"rd","time":1262304000123456,"v":"1.5"},{"type":"reading","ts":1262304000,"value":-0.0,"value2":true}]}`,
+			[]string{"c6c2b1db-815e-5397-822c-2d26389973fa", "249b88a8-a813-5756-9a69-6e6d3baf820d"}},
+	}
+	for _, tt := range tests {
+		c, _ := process(t, Options{}, tt.line)
+		var got []string
+		for _, ev := range c.staged {
+			got = append(got, ev.ID)
+		}
+		if !reflect.DeepEqual(got, tt.ids) {
+			t.Errorf("%s: ids %q, want %q", tt.line, got, tt.ids)
+		}
+	}
+}
+
 func TestDuplicateDeviceNamesDeterministic(t *testing.T) {
 	tests := []struct {
 		name       string

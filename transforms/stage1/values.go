@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	json "github.com/goccy/go-json"
 
+	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
 
@@ -44,8 +46,8 @@ func parseTimestamp(raw []byte) (int64, error) {
 	var ms int64
 	switch c := raw[0]; {
 	case c == '"':
-		var s string
-		if err := unquote(raw, &s); err != nil {
+		s, err := unquoteView(raw)
+		if err != nil {
 			return 0, errNotTimestamp
 		}
 		v, err := parseTimestampString(s)
@@ -54,7 +56,7 @@ func parseTimestamp(raw []byte) (int64, error) {
 		}
 		ms = v
 	case c == '-' || (c >= '0' && c <= '9'):
-		v, err := epochMillis(string(raw))
+		v, err := epochMillis(view(raw))
 		if err != nil {
 			return 0, err
 		}
@@ -142,11 +144,22 @@ func epochMillis(s string) (int64, error) {
 // A conversion (value*scale + offset) applies to long and double fields; a
 // long result is rounded to the nearest integer.
 func castValue(raw []byte, f fieldRef) (any, bool) {
+	v, ok := castFlat(raw, f)
+	if v.Kind == records.StringValue {
+		v.Str = strings.Clone(v.Str) // not a view into raw
+	}
+	return v.Any(), ok
+}
+
+// castFlat is castValue without boxing. A string value may be a view into
+// raw: the caller must copy it before raw changes (stage 1 encodes it
+// first; see Processor.keep).
+func castFlat(raw []byte, f fieldRef) (records.Value, bool) {
 	if len(raw) == 0 {
-		return nil, false
+		return records.Value{}, false
 	}
 	if raw[0] == 'n' {
-		return nil, string(raw) == "null"
+		return records.Value{}, string(raw) == "null"
 	}
 	switch f.typ {
 	case schema.Boolean:
@@ -154,7 +167,7 @@ func castValue(raw []byte, f fieldRef) (any, bool) {
 	case schema.Long:
 		v, ok := castNumber(raw)
 		if !ok {
-			return nil, false
+			return records.Value{}, false
 		}
 		if f.conv != nil {
 			v = v*f.conv.Scale + f.conv.Offset
@@ -162,85 +175,87 @@ func castValue(raw []byte, f fieldRef) (any, bool) {
 		}
 		if f.conv == nil && raw[0] != '"' {
 			// Exact for integers beyond 2^53 (up to the int64 limits).
-			if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-				return i, true
+			if i, err := strconv.ParseInt(view(raw), 10, 64); err == nil {
+				return records.Value{Kind: records.LongValue, Int: i}, true
 			}
 		}
 		if v != math.Trunc(v) || math.Abs(v) > 1<<63-1024 {
-			return nil, false
+			return records.Value{}, false
 		}
-		return int64(v), true
+		return records.Value{Kind: records.LongValue, Int: int64(v)}, true
 	case schema.Double:
 		v, ok := castNumber(raw)
 		if !ok {
-			return nil, false
+			return records.Value{}, false
 		}
 		if f.conv != nil {
 			v = v*f.conv.Scale + f.conv.Offset
 		}
-		return v, true
+		return records.Value{Kind: records.DoubleValue, Float: v}, true
 	case schema.String:
 		switch raw[0] {
 		case '"':
-			var s string
-			if err := unquote(raw, &s); err != nil {
-				return nil, false
+			s, err := unquoteView(raw)
+			if err != nil {
+				return records.Value{}, false
 			}
-			return s, true
+			return records.Value{Kind: records.StringValue, Str: s}, true
 		case '{', '[':
-			return nil, false
+			return records.Value{}, false
 		}
-		return string(raw), true // number or boolean text
+		return records.Value{Kind: records.StringValue, Str: view(raw)}, true // number or boolean text
 	case schema.Bytes:
 		if raw[0] != '"' {
-			return nil, false
+			return records.Value{}, false
 		}
-		var s string
-		if err := unquote(raw, &s); err != nil {
-			return nil, false
+		s, err := unquoteView(raw)
+		if err != nil {
+			return records.Value{}, false
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
-			return nil, false
+			return records.Value{}, false
 		}
-		return b, true
+		return records.Value{Kind: records.BytesValue, Bytes: b}, true
 	case schema.Timestamp:
 		ms, err := parseTimestamp(raw)
 		if err != nil {
-			return nil, false
+			return records.Value{}, false
 		}
-		return ms, true
+		return records.Value{Kind: records.LongValue, Int: ms}, true
 	}
-	return nil, false
+	return records.Value{}, false
 }
 
-func castBool(raw []byte) (any, bool) {
+func castBool(raw []byte) (records.Value, bool) {
+	t, f := records.Value{Kind: records.BoolValue, Int: 1}, records.Value{Kind: records.BoolValue}
 	switch string(raw) {
 	case "true":
-		return true, true
+		return t, true
 	case "false":
-		return false, true
+		return f, true
 	}
 	if raw[0] != '"' {
-		return nil, false
+		return records.Value{}, false
 	}
-	var s string
-	if err := unquote(raw, &s); err != nil {
-		return nil, false
+	s, err := unquoteView(raw)
+	if err != nil {
+		return records.Value{}, false
 	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "true":
-		return true, true
+		return t, true
 	case "false":
-		return false, true
+		return f, true
 	}
-	return nil, false
+	return records.Value{}, false
 }
 
 func castNumber(raw []byte) (float64, bool) {
-	s := string(raw)
+	s := view(raw)
 	if raw[0] == '"' {
-		if err := unquote(raw, &s); err != nil {
+		var err error
+		if s, err = unquoteView(raw); err != nil {
 			return 0, false
 		}
 		s = strings.TrimSpace(s)
@@ -254,12 +269,28 @@ func castNumber(raw []byte) (float64, bool) {
 	return v, true
 }
 
-// unquote decodes a JSON string value. Strings without escapes, the common
-// case, are copied directly; others go through the JSON decoder.
+// unquote decodes a JSON string value into a string of its own.
 func unquote(raw []byte, s *string) error {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		*s = string(raw[1 : len(raw)-1])
-		return nil
+	v, err := unquoteView(raw)
+	if err != nil {
+		return err
 	}
-	return json.Unmarshal(raw, s)
+	*s = strings.Clone(v)
+	return nil
 }
+
+// unquoteView decodes a JSON string value. A string without escapes, the
+// common case, comes back as a view into raw (no copy: the caller copies
+// it if it outlives raw); others go through the JSON decoder.
+func unquoteView(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return view(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// view returns b's bytes as a string without copying them. b must not
+// change while the string is in use.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
