@@ -87,6 +87,25 @@ func TestEventRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("block round trip differs")
 		}
+		// A compressed block decodes the same; a damaged one is an error.
+		z, _ := CompressBlock(b.Count, b.Data, make([]byte, 3))
+		var again []*records.Event
+		if err := DecodeBlock(z, func(ev *records.Event) error { again = append(again, ev); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(again, want) || !z.Snappy || len(z.Data) >= len(b.Data) {
+			t.Errorf("compressed block: round trip differs or not compressed (%d bytes of %d)", len(z.Data), len(b.Data))
+		}
+		for _, damage := range []func([]byte){
+			func(d []byte) { d[len(d)-1] ^= 1 }, // checksum
+			func(d []byte) { d[0] ^= 0xff },     // snappy header
+		} {
+			bad := Block{Count: z.Count, Data: bytes.Clone(z.Data), Snappy: true}
+			damage(bad.Data)
+			if err := DecodeBlock(bad, func(*records.Event) error { return nil }); err == nil {
+				t.Error("damaged compressed block: no error")
+			}
+		}
 		// A count beyond the data is an error, not a silent success.
 		b.Count++
 		if err := DecodeBlock(b, func(*records.Event) error { return nil }); err == nil {
@@ -102,14 +121,18 @@ func writeOCF(t *testing.T, blocks [][]*records.Event) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, evs := range blocks {
+	for i, evs := range blocks {
 		var data []byte
 		for _, ev := range evs {
 			if data, err = AppendEvent(data, ev); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := o.writeBlock(int64(len(evs)), data); err != nil {
+		b := Block{Count: int64(len(evs)), Data: data}
+		if i%2 == 1 { // every other block compressed where it was made, as batch ingest does
+			b, _ = CompressBlock(b.Count, data, nil)
+		}
+		if err := o.writeBlock(b); err != nil {
 			t.Fatal(err)
 		}
 	}

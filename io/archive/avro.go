@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/golang/snappy"
@@ -160,23 +162,65 @@ func appendAvroBytes(b, s []byte) []byte {
 	return append(b, s...)
 }
 
-// writeBlock writes count records, already Avro-encoded in data.
-func (o *ocfWriter) writeBlock(count int64, data []byte) error {
-	if count == 0 {
+// writeBlock writes a block of records as one container block,
+// compressing it unless it is compressed already.
+func (o *ocfWriter) writeBlock(b Block) error {
+	if b.Count == 0 {
 		return nil
 	}
-	o.buf = snappy.Encode(o.buf[:cap(o.buf)], data)
-	o.buf = binary.BigEndian.AppendUint32(o.buf, crc32.ChecksumIEEE(data))
+	data := b.Data
+	if !b.Snappy {
+		o.buf = appendSnappy(o.buf[:0], b.Data)
+		data = o.buf
+	}
 	var h [2 * binary.MaxVarintLen64]byte
-	n := binary.PutVarint(h[:], count)
-	n += binary.PutVarint(h[n:], int64(len(o.buf)))
+	n := binary.PutVarint(h[:], b.Count)
+	n += binary.PutVarint(h[n:], int64(len(data)))
 	if err := o.write(h[:n]); err != nil {
 		return err
 	}
-	if err := o.write(o.buf); err != nil {
+	if err := o.write(data); err != nil {
 		return err
 	}
 	return o.write(o.sync[:])
+}
+
+// appendSnappy appends plain as the data of a container block of the
+// snappy codec: the snappy block, then the CRC-32 of plain, big-endian.
+func appendSnappy(dst, plain []byte) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, snappy.MaxEncodedLen(len(plain))+4)
+	enc := snappy.Encode(dst[n:n+snappy.MaxEncodedLen(len(plain))], plain)
+	dst = dst[:n+len(enc)]
+	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(plain))
+}
+
+// CompressBlock returns count records, Avro-encoded back to back in plain,
+// as a Snappy block of its exact size. scratch is reused for the encoding
+// (pass the one it returns back in).
+func CompressBlock(count int64, plain, scratch []byte) (b Block, scratchOut []byte) {
+	scratch = appendSnappy(scratch[:0], plain)
+	return Block{Count: count, Data: bytes.Clone(scratch), Snappy: true}, scratch
+}
+
+// Plain returns the block's records, Avro-encoded back to back: Data
+// itself, or Data uncompressed and checked for a Snappy block.
+func (b Block) Plain() ([]byte, error) {
+	if !b.Snappy {
+		return b.Data, nil
+	}
+	if len(b.Data) < 4 {
+		return nil, errCorrupt
+	}
+	body, sum := b.Data[:len(b.Data)-4], binary.BigEndian.Uint32(b.Data[len(b.Data)-4:])
+	plain, err := snappy.Decode(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("archive: snappy block: %w", err)
+	}
+	if crc32.ChecksumIEEE(plain) != sum {
+		return nil, fmt.Errorf("archive: snappy block: checksum mismatch")
+	}
+	return plain, nil
 }
 
 func (o *ocfWriter) write(b []byte) error {

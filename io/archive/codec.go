@@ -415,7 +415,11 @@ func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
 // one per string, the largest share of a batch's allocations), so an event
 // keeps its block's memory alive.
 func DecodeBlock(b Block, fn func(*records.Event) error) error {
-	d := frozenDecoder(b.Data)
+	data, err := b.Plain()
+	if err != nil {
+		return err
+	}
+	d := frozenDecoder(data)
 	for i := int64(0); i < b.Count; i++ {
 		ev, err := d.event()
 		if err != nil {

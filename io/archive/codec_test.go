@@ -153,7 +153,7 @@ func randomStagedFiles(t *testing.T, r *rand.Rand, schemas ...string) ([]*record
 			data, _ = AppendEvent(data, ev)
 		}
 		for _, w := range ws {
-			if err := w.writeBlock(100, data); err != nil {
+			if err := w.writeBlock(Block{Count: 100, Data: data}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -37,4 +37,10 @@ func ErrorPartition(class records.Class, t time.Time) string {
 type Block struct {
 	Count int64
 	Data  []byte
+	// Snappy says Data is compressed as an Avro container block of the
+	// snappy codec (snappy data, then the CRC-32 of the plain records), as
+	// CompressBlock makes it: batch ingest compresses its staged blocks
+	// where they are made, on every core, and the writer copies them into
+	// files as they are. Plain returns the records.
+	Snappy bool
 }

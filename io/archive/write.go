@@ -271,7 +271,7 @@ func WriteAvroFile(ctx context.Context, st blob.Store, path, schema string, bloc
 			return err
 		}
 		for _, b := range blocks {
-			if err := o.writeBlock(b.Count, b.Data); err != nil {
+			if err := o.writeBlock(b); err != nil {
 				return err
 			}
 		}

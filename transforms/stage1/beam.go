@@ -68,7 +68,9 @@ func (f *chunkFn) Setup() error {
 		if err != nil {
 			return err
 		}
-		workers[i] = &chunkWorker{p: p, out: newBlockOutput(tenants)}
+		out := newBlockOutput(tenants)
+		out.staged.compress = true // the blocks go only to archive.WriteStaged
+		workers[i] = &chunkWorker{p: p, out: out}
 	}
 	f.pool = workpool.New(workpool.Options{Workers: len(workers)}, func(w int, c records.Chunk) chunkResult {
 		return workers[w].process(c)
@@ -200,6 +202,13 @@ type blockOutput struct {
 type partBlocks struct {
 	buf   []byte
 	parts map[string]*partSpans
+	// compress makes take return Snappy blocks (archive.CompressBlock),
+	// for output that goes straight into Avro container files: each block
+	// is compressed on the worker that made it, and the writer holds a
+	// third of the bytes while it gathers a partition's blocks (so it
+	// writes fewer, larger files).
+	compress   bool
+	join, zbuf []byte // scratch: a partition's spans made contiguous; compressed
 }
 
 type partSpans struct {
@@ -237,6 +246,18 @@ const maxKeptBuf = 16 << 20
 func (pb *partBlocks) take() map[string]archive.Block {
 	out := make(map[string]archive.Block, len(pb.parts))
 	for k, p := range pb.parts {
+		if pb.compress {
+			plain := pb.buf[p.spans[0][0]:p.spans[0][1]]
+			if len(p.spans) > 1 {
+				pb.join = pb.join[:0]
+				for _, sp := range p.spans {
+					pb.join = append(pb.join, pb.buf[sp[0]:sp[1]]...)
+				}
+				plain = pb.join
+			}
+			out[k], pb.zbuf = archive.CompressBlock(p.count, plain, pb.zbuf)
+			continue
+		}
 		data := make([]byte, 0, p.size)
 		for _, sp := range p.spans {
 			data = append(data, pb.buf[sp[0]:sp[1]]...)
@@ -247,6 +268,9 @@ func (pb *partBlocks) take() map[string]archive.Block {
 	pb.buf = pb.buf[:0]
 	if cap(pb.buf) > maxKeptBuf {
 		pb.buf = nil
+	}
+	if cap(pb.join) > maxKeptBuf || cap(pb.zbuf) > maxKeptBuf {
+		pb.join, pb.zbuf = nil, nil
 	}
 	return out
 }
