@@ -56,6 +56,7 @@ func Ingest(s beam.Scope, cfg IngestConfig) {
 			Tenants:        cfg.Tenants,
 			MaxRecordBytes: maxLine,
 			BareTenant:     cfg.BareTenant,
+			ReleaseChunks:  true, // stage 1 is the chunks' one consumer
 		}, chunks)
 		staged = append(staged, st)
 		errs = append(errs, readErrs, custErrs)

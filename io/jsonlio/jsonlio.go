@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -163,6 +164,29 @@ func readFile(ctx context.Context, file string, opts Options, fn func(records.Ch
 	return chunkLines(bufio.NewReaderSize(r, 256<<10), file, opts, fn)
 }
 
+// chunkBufs recycles chunk buffers (see Release): a chunk read into a
+// fresh 1.1 MiB buffer first-touches every page of it, which was 7% of a
+// batch ingest's CPU (memmove under page faults, CPU profile).
+var chunkBufs sync.Pool // of *[]byte
+
+func newChunkBuf(n int) []byte {
+	if p, _ := chunkBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// Release hands the memory of a chunk's lines back for the next chunk
+// read. Only the one consumer of a chunk may release it, once it is done
+// with c.Data and with everything that shares its memory.
+func Release(c records.Chunk) {
+	if cap(c.Data) == 0 {
+		return
+	}
+	b := c.Data[:0]
+	chunkBufs.Put(&b)
+}
+
 func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chunk) error) (int64, error) {
 	c := records.Chunk{File: file, FirstLine: 1}
 	var line int64
@@ -173,10 +197,10 @@ func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chu
 		if err := fn(c); err != nil {
 			return err
 		}
-		c = records.Chunk{File: file, FirstLine: line + 1, Data: make([]byte, 0, opts.ChunkBytes+opts.ChunkBytes/8)}
+		c = records.Chunk{File: file, FirstLine: line + 1, Data: newChunkBuf(opts.ChunkBytes + opts.ChunkBytes/8)}
 		return nil
 	}
-	c.Data = make([]byte, 0, opts.ChunkBytes+opts.ChunkBytes/8)
+	c.Data = newChunkBuf(opts.ChunkBytes + opts.ChunkBytes/8)
 	for {
 		start := len(c.Data)
 		var size int64

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fineo-io/ingest/internal/workpool"
 	"github.com/fineo-io/ingest/io/archive"
+	"github.com/fineo-io/ingest/io/jsonlio"
 	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
@@ -28,6 +29,10 @@ type Config struct {
 	Tenants        []*schema.Tenant // a snapshot of the current schemas
 	MaxRecordBytes int              // default FileLineLimit for files
 	BareTenant     string           // see Options.BareTenant
+	// ReleaseChunks hands each chunk's memory back to the reader
+	// (jsonlio.Release) once its lines are processed. Set it only where
+	// FromChunks is the chunks' one consumer.
+	ReleaseChunks bool
 }
 
 // FromChunks applies stage 1 to chunks of raw lines (records.Chunk). It
@@ -43,13 +48,14 @@ func FromChunks(s beam.Scope, cfg Config, chunks beam.PCollection) (staged, errs
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = FileLineLimit
 	}
-	return beam.ParDo2(s, &chunkFn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, BareTenant: cfg.BareTenant}, chunks)
+	return beam.ParDo2(s, &chunkFn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, BareTenant: cfg.BareTenant, ReleaseChunks: cfg.ReleaseChunks}, chunks)
 }
 
 type chunkFn struct {
 	Schemas        []byte // JSON of []*schema.Tenant
 	MaxRecordBytes int
 	BareTenant     string
+	ReleaseChunks  bool
 
 	// Stage 1 is the CPU of a batch ingest: chunks are processed on one
 	// goroutine per CPU, each with its own Processor, and emitted here in
@@ -73,7 +79,11 @@ func (f *chunkFn) Setup() error {
 		workers[i] = &chunkWorker{p: p, out: out}
 	}
 	f.pool = workpool.New(workpool.Options{Workers: len(workers)}, func(w int, c records.Chunk) chunkResult {
-		return workers[w].process(c)
+		r := workers[w].process(c)
+		if f.ReleaseChunks {
+			jsonlio.Release(c) // r holds copies: encoded, compressed or cloned
+		}
+		return r
 	})
 	return nil
 }
