@@ -388,8 +388,8 @@ func (s *Staged) EachUnknown(fn func(name, raw string)) error {
 // as Staged records (see ReadStagedFile): with the direct decoder when the
 // file's schema is StagedSchema, through goavro's generic reader otherwise.
 func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
-	direct, err := readOCF(data, StagedSchema, func(count int64, block []byte) error {
-		d := frozenDecoder(block)
+	direct, err := readOCF(data, StagedSchema, true, func(count int64, block []byte) error {
+		d := decoder{b: block, frozen: true} // the block is its own: no copy
 		for i := int64(0); i < count; i++ {
 			s, err := d.staged()
 			if err != nil {
@@ -436,7 +436,7 @@ func DecodeBlock(b Block, fn func(*records.Event) error) error {
 // with the direct decoder when the file's schema is StagedSchema and
 // goavro's generic reader otherwise (files written by other tools).
 func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
-	direct, err := readOCF(data, StagedSchema, func(count int64, block []byte) error {
+	direct, err := readOCF(data, StagedSchema, false, func(count int64, block []byte) error {
 		return DecodeBlock(Block{Count: count, Data: block}, fn)
 	})
 	if err == nil && !direct {
@@ -448,7 +448,11 @@ func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
 // readOCF walks the blocks of an Avro container file held in memory,
 // decompressed, if the file's schema is schema; otherwise it returns false
 // and reads nothing.
-func readOCF(data []byte, schema string, fn func(count int64, block []byte) error) (bool, error) {
+//
+// With owned, each block fn gets is memory of its own that nothing else
+// holds or changes (fn may keep views into it); without, the blocks share
+// one reused buffer.
+func readOCF(data []byte, schema string, owned bool, fn func(count int64, block []byte) error) (bool, error) {
 	d := decoder{b: data}
 	if len(data) < 4 || string(data[:4]) != "Obj\x01" {
 		return false, errors.New("archive: not an Avro container (bad magic)")
@@ -479,7 +483,11 @@ func readOCF(data []byte, schema string, fn func(count int64, block []byte) erro
 		}
 		d.b = d.b[16:]
 		var err error
-		if buf, err = decompress(codec, block, buf[:0]); err != nil {
+		dst := buf[:0]
+		if owned {
+			dst = nil
+		}
+		if buf, err = decompress(codec, block, dst); err != nil {
 			return true, err
 		}
 		if err := fn(count, buf); err != nil {

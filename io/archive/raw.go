@@ -52,7 +52,7 @@ func AppendRaw(buf []byte, r *RawRecord) []byte {
 // ReadRawFile reads a whole raw-archive Avro container file held in memory.
 // The records passed to fn share no memory with data.
 func ReadRawFile(data []byte, fn func(*RawRecord) error) error {
-	ok, err := readOCF(data, RawSchema, func(count int64, block []byte) error {
+	ok, err := readOCF(data, RawSchema, false, func(count int64, block []byte) error {
 		return DecodeRawBlock(Block{Count: count, Data: block}, fn)
 	})
 	if err == nil && !ok {

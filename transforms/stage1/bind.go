@@ -116,7 +116,7 @@ func (b *Binder) BindStaged(st *archive.Staged, obs BindObserver) (values []any,
 			}
 			return
 		}
-		i := m.column[f.name]
+		i := f.col
 		if set[i] {
 			return
 		}
@@ -162,7 +162,7 @@ func (b *Binder) BindStaged(st *archive.Staged, obs BindObserver) (values []any,
 			}
 			continue
 		}
-		i := m.column[f.name]
+		i := f.col
 		v, ok := castValue([]byte(raw), f)
 		if !ok || set[i] {
 			keep(name, raw)

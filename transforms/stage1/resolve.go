@@ -24,7 +24,6 @@ type cmetric struct {
 	name    string
 	fields  map[string]fieldRef // device name (canonical, alias or conversion key) → field
 	columns []schema.Field      // visible fields in declaration order: the lake's data columns
-	column  map[string]int      // canonical name → index in columns
 }
 
 type fieldRef struct {
@@ -32,6 +31,7 @@ type fieldRef struct {
 	typ    schema.FieldType
 	conv   *schema.Conversion // nil: value is taken as is
 	hidden bool
+	col    int // index of the field in cmetric.columns; -1 when hidden
 }
 
 func compile(tenants []*schema.Tenant) (*registry, error) {
@@ -59,7 +59,7 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 	}
 	for i := range t.Metrics {
 		m := &t.Metrics[i]
-		cm := &cmetric{name: m.Name, fields: map[string]fieldRef{}, column: map[string]int{}}
+		cm := &cmetric{name: m.Name, fields: map[string]fieldRef{}}
 		for _, n := range append([]string{m.Name}, m.Aliases...) {
 			if _, dup := ct.metrics[n]; dup {
 				return nil, fmt.Errorf("stage1: tenant %q: metric name or alias %q is used twice", t.Tenant, n)
@@ -68,9 +68,9 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 		}
 		for j := range m.Fields {
 			f := &m.Fields[j]
-			ref := fieldRef{name: f.Name, typ: f.Type, hidden: f.Hidden}
+			ref := fieldRef{name: f.Name, typ: f.Type, hidden: f.Hidden, col: -1}
 			if !f.Hidden {
-				cm.column[f.Name] = len(cm.columns)
+				ref.col = len(cm.columns)
 				cm.columns = append(cm.columns, schema.Field{Name: f.Name, Type: f.Type})
 			}
 			names := append([]string{f.Name}, f.Aliases...)
