@@ -147,7 +147,8 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 	if p.opts.BareTenant != "" {
 		envDepth = 0
 	}
-	if d := depth(raw, p.opts.MaxDepth+envDepth); d > p.opts.MaxDepth+envDepth {
+	rawDepth := depth(raw, p.opts.MaxDepth+envDepth)
+	if rawDepth > p.opts.MaxDepth+envDepth {
 		fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
 		return
 	}
@@ -200,7 +201,13 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		fail(records.BadEnvelope, tenant, raw, src, "envelope has both \"event\" and \"events\"")
 	case hasEvent:
 		// The pre-check above allows for an events array; a single event
-		// sits one level higher, so check its own nesting.
+		// sits one level higher, so check its own nesting — unless the
+		// record is shallow enough that the event, inside the envelope,
+		// cannot be too deep (the common case: no second scan).
+		if rawDepth <= p.opts.MaxDepth+1 {
+			p.event(t, env.Event, src, now, out, records.BadEnvelope)
+			return
+		}
 		if d := depth(env.Event, p.opts.MaxDepth); d > p.opts.MaxDepth {
 			fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
 			return

@@ -677,6 +677,17 @@ func TestDepthBoundary(t *testing.T) {
 			t.Errorf("4 levels with MaxDepth 3: staged %d errors %v", len(c.staged), c.errs)
 		}
 	})
+	t.Run("deeper envelope key beside the event", func(t *testing.T) {
+		// The envelope's own depth does not decide alone: the event's is checked.
+		c, _ := process(t, Options{MaxDepth: 3}, `{"tenant":"harbor","meta":[[[[1]]]],"event":`+nest(3)+`}`)
+		if len(c.staged) != 1 {
+			t.Errorf("event of 3 levels beside a deeper key, MaxDepth 3: %v", c.errs)
+		}
+		c, _ = process(t, Options{MaxDepth: 3}, `{"tenant":"harbor","meta":[[[[1]]]],"event":`+nest(4)+`}`)
+		if len(c.errs) != 1 || c.errs[0].Kind != records.TooDeep {
+			t.Errorf("event of 4 levels beside a deeper key, MaxDepth 3: staged %d errors %v", len(c.staged), c.errs)
+		}
+	})
 }
 
 func TestBadEventInArray(t *testing.T) {
