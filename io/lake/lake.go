@@ -194,8 +194,8 @@ func codecFor(name string) (compress.Codec, error) {
 	return nil, fmt.Errorf("lake: unsupported compression %q (want zstd or snappy)", name)
 }
 
-// zstdCodec is parquet-go's ZSTD codec (same level and options, so the
-// same bytes) with one long-lived encoder. parquet-go keeps its encoders
+// zstdCodec is parquet-go's ZSTD codec (same level and options, and a
+// window of a page's size) with one long-lived encoder. parquet-go keeps its encoders
 // in a sync.Pool, which every garbage collection empties: a new encoder
 // then allocates and clears its history window, 0.4 s of a 3M-line batch's
 // CPU (profile: zstd ensureHist under memclr).
@@ -203,27 +203,38 @@ type zstdCodec struct {
 	enc *zstd.Encoder
 }
 
+// zstdWindow is the lake encoder's window; see lakeZstd.
+const zstdWindow = 1 << 20
+
 var (
 	lakeZstdOnce  sync.Once
 	lakeZstdCodec *zstdCodec
 )
 
 func lakeZstd() *zstdCodec {
-	lakeZstdOnce.Do(func() {
-		enc, err := zstd.NewWriter(nil,
-			// As parquet-go's codec, except that EncodeAll may run on
-			// every CPU at once (it blocks beyond that).
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			zstd.WithEncoderLevel(pqzstd.DefaultLevel),
-			zstd.WithZeroFrames(true),
-			zstd.WithEncoderCRC(false),
-		)
-		if err != nil {
-			panic(fmt.Sprintf("lake: zstd encoder: %v", err)) // constant options
-		}
-		lakeZstdCodec = &zstdCodec{enc: enc}
-	})
+	lakeZstdOnce.Do(func() { lakeZstdCodec = newZstdCodec(runtime.GOMAXPROCS(0)) })
 	return lakeZstdCodec
+}
+
+// newZstdCodec makes the codec for up to concurrency EncodeAll calls at once
+// (more wait).
+func newZstdCodec(concurrency int) *zstdCodec {
+	enc, err := zstd.NewWriter(nil,
+		// As parquet-go's codec, except for the window and that EncodeAll
+		// may run on every CPU at once.
+		zstd.WithEncoderConcurrency(concurrency),
+		zstd.WithEncoderLevel(pqzstd.DefaultLevel),
+		zstd.WithZeroFrames(true),
+		zstd.WithEncoderCRC(false),
+		// A page is at most about PageBufferSize (1 MiB): a larger window
+		// would not find more, and each encoder keeps its window for the
+		// life of the process (17.6 MiB at the default, per CPU).
+		zstd.WithWindowSize(zstdWindow),
+	)
+	if err != nil {
+		panic(fmt.Sprintf("lake: zstd encoder: %v", err)) // constant options
+	}
+	return &zstdCodec{enc: enc}
 }
 
 func (c *zstdCodec) String() string                            { return parquet.Zstd.String() }

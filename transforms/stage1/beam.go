@@ -38,7 +38,9 @@ type Config struct {
 // FromChunks applies stage 1 to chunks of raw lines (records.Chunk). It
 // returns staged events as Avro blocks keyed by their staged-archive
 // partition, and customer errors as JSON-lines blocks keyed by their
-// error-archive partition.
+// error-archive partition. The staged blocks are compressed
+// (archive.Block.Snappy): archive.WriteStaged takes them as they are;
+// anything else reads them with Block.Plain.
 func FromChunks(s beam.Scope, cfg Config, chunks beam.PCollection) (staged, errs beam.PCollection) {
 	s = s.Scope("stage1")
 	snapshot, err := json.Marshal(cfg.Tenants)

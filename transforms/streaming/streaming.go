@@ -252,6 +252,8 @@ func (p *PageOut) addProcessingErrors(b archive.Block, page kinesisio.ShardPage)
 	p.Parts = append(p.Parts, Part{part, b})
 }
 
+// appendBlock appends b's records to a's. Both are plain blocks: the
+// stream's blocks come from stage1.Batch, which does not compress.
 func appendBlock(a, b archive.Block) archive.Block {
 	if b.Count == 0 {
 		return a
