@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/fineo-io/ingest/internal/testenv"
 )
 
 // TestLoopbackFilter checks the socket filter program itself, on a UDP
@@ -49,7 +51,7 @@ func TestLoopbackFilter(t *testing.T) {
 		}
 		return true
 	}
-	other := hostAddress(t)
+	other := testenv.HostIPv4()
 	if other == nil {
 		t.Skip("no non-loopback address on this host to send from")
 	}
@@ -79,18 +81,4 @@ func TestLoopbackFilter(t *testing.T) {
 	if !send(net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 1)) {
 		t.Error("a datagram from 127.0.0.1 was dropped after the drop")
 	}
-}
-
-// hostAddress returns a non-loopback IPv4 address of this host, or nil.
-func hostAddress(t *testing.T) net.IP {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP
-		}
-	}
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/runners"
 )
 
@@ -107,7 +108,7 @@ func runSampled(t *testing.T, bin string, probe bool, args ...string) sampled {
 		for _, pid := range descendants(cmd.Process.Pid) {
 			for _, l := range listeners(pid, socketInodes(pid)) {
 				if _, seen := s.listeners[l.String()]; !seen && probe && l.exposed() {
-					if from := hostIPv4(); from != nil && reachableFrom(from, l.port) {
+					if from := testenv.HostIPv4(); from != nil && reachableFrom(from, l.port) {
 						s.reached = append(s.reached, l.String())
 					}
 				}
@@ -188,7 +189,7 @@ func TestNoListenerByDefault(t *testing.T) {
 				"either prism now binds loopback only (update this test and the README's security note) or the sampler is broken")
 		}
 		slices.Sort(exposed)
-		if hostIPv4() == nil {
+		if testenv.HostIPv4() == nil {
 			t.Skip("no non-loopback address on this host to probe from")
 		}
 		if strings.Contains(s.stderr, "cannot filter TCP sockets") {
@@ -197,21 +198,10 @@ func TestNoListenerByDefault(t *testing.T) {
 			return
 		}
 		if len(s.reached) > 0 {
-			t.Errorf("prism's job server accepted a connection from %s (not loopback): %v", hostIPv4(), s.reached)
+			t.Errorf("prism's job server accepted a connection from %s (not loopback): %v", testenv.HostIPv4(), s.reached)
 		}
-		t.Logf("job server bound to %v, filtered to loopback: no connection from %s opened", exposed, hostIPv4())
+		t.Logf("job server bound to %v, filtered to loopback: no connection from %s opened", exposed, testenv.HostIPv4())
 	})
-}
-
-// hostIPv4 returns a non-loopback IPv4 address of this host, or nil.
-func hostIPv4() net.IP {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP
-		}
-	}
-	return nil
 }
 
 // reachableFrom says whether a TCP connection from address from to the
