@@ -9,6 +9,8 @@ package records
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -249,6 +251,17 @@ type Field struct {
 type RawField struct {
 	Name string
 	Raw  []byte
+}
+
+// SortFields sorts fields by name, the order they are encoded and hashed in.
+func SortFields(f []Field) {
+	slices.SortFunc(f, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// SortRawFields sorts unknown fields by name, keeping the order of fields
+// of one name.
+func SortRawFields(f []RawField) {
+	slices.SortStableFunc(f, func(a, b RawField) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // Chunk is a batch of consecutive raw lines of one input file: the element

@@ -209,18 +209,7 @@ func (b Block) Plain() ([]byte, error) {
 	if !b.Snappy {
 		return b.Data, nil
 	}
-	if len(b.Data) < 4 {
-		return nil, errCorrupt
-	}
-	body, sum := b.Data[:len(b.Data)-4], binary.BigEndian.Uint32(b.Data[len(b.Data)-4:])
-	plain, err := snappy.Decode(nil, body)
-	if err != nil {
-		return nil, fmt.Errorf("archive: snappy block: %w", err)
-	}
-	if crc32.ChecksumIEEE(plain) != sum {
-		return nil, fmt.Errorf("archive: snappy block: checksum mismatch")
-	}
-	return plain, nil
+	return decompress("snappy", b.Data, nil)
 }
 
 func (o *ocfWriter) write(b []byte) error {

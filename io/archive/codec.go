@@ -9,8 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"slices"
-	"strings"
 	"unsafe"
 
 	"github.com/golang/snappy"
@@ -55,8 +53,8 @@ func AppendEvent(buf []byte, ev *records.Event) ([]byte, error) {
 	for k, raw := range ev.Unknown {
 		unknown = append(unknown, records.RawField{Name: k, Raw: unsafe.Slice(unsafe.StringData(raw), len(raw))})
 	}
-	slices.SortFunc(fields, func(a, b records.Field) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(unknown, func(a, b records.RawField) int { return strings.Compare(a.Name, b.Name) })
+	records.SortFields(fields)
+	records.SortRawFields(unknown)
 	return AppendFlat(buf, ev, fields, unknown)
 }
 

@@ -111,7 +111,8 @@ func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Da
 	// and the rest grouped before any field is decoded.
 	var heads []*archive.Staged
 	for _, f := range day.Files {
-		if err := readStaged(ctx, archiveStore, f, func(ev *archive.Staged) { heads = append(heads, ev) }); err != nil {
+		var err error
+		if heads, err = readStaged(ctx, archiveStore, f, heads); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -200,24 +201,23 @@ func earlier(a, b *archive.Staged) bool {
 	return a.Source.String() < b.Source.String()
 }
 
-func readStaged(ctx context.Context, st blob.Store, path string, fn func(*archive.Staged)) error {
+// readStaged appends the record heads of the staged file at path to heads.
+func readStaged(ctx context.Context, st blob.Store, path string, heads []*archive.Staged) ([]*archive.Staged, error) {
 	data, err := blob.ReadFile(ctx, st, path)
 	if err != nil {
-		return err
+		return heads, err
 	}
-	// Decode whole first: a file that is corrupt half-way contributes
-	// nothing, so a day's result does not depend on where a file broke.
-	var evs []*archive.Staged
+	// A file that is corrupt half-way contributes nothing, so a day's
+	// result does not depend on where a file broke.
+	n := len(heads)
 	if err := archive.ReadStagedHeads(data, func(ev *archive.Staged) error {
-		evs = append(evs, ev)
+		heads = append(heads, ev)
 		return nil
 	}); err != nil {
-		return err
+		clear(heads[n:])
+		return heads[:n], err
 	}
-	for _, ev := range evs {
-		fn(ev)
-	}
-	return nil
+	return heads, nil
 }
 
 type observer struct{ r *schemachange.Report }

@@ -258,23 +258,16 @@ const maxKeptBuf = 16 << 20
 func (pb *partBlocks) take() map[string]archive.Block {
 	out := make(map[string]archive.Block, len(pb.parts))
 	for k, p := range pb.parts {
-		if pb.compress {
-			plain := pb.buf[p.spans[0][0]:p.spans[0][1]]
-			if len(p.spans) > 1 {
-				pb.join = pb.join[:0]
-				for _, sp := range p.spans {
-					pb.join = append(pb.join, pb.buf[sp[0]:sp[1]]...)
-				}
-				plain = pb.join
-			}
-			out[k], pb.zbuf = archive.CompressBlock(p.count, plain, pb.zbuf)
+		if !pb.compress {
+			out[k] = archive.Block{Count: p.count, Data: pb.appendSpans(make([]byte, 0, p.size), p)}
 			continue
 		}
-		data := make([]byte, 0, p.size)
-		for _, sp := range p.spans {
-			data = append(data, pb.buf[sp[0]:sp[1]]...)
+		plain := pb.buf[p.spans[0][0]:p.spans[0][1]]
+		if len(p.spans) > 1 {
+			pb.join = pb.appendSpans(pb.join[:0], p)
+			plain = pb.join
 		}
-		out[k] = archive.Block{Count: p.count, Data: data}
+		out[k], pb.zbuf = archive.CompressBlock(p.count, plain, pb.zbuf)
 	}
 	clear(pb.parts)
 	pb.buf = pb.buf[:0]
@@ -285,6 +278,14 @@ func (pb *partBlocks) take() map[string]archive.Block {
 		pb.join, pb.zbuf = nil, nil
 	}
 	return out
+}
+
+// appendSpans appends partition p's records to dst.
+func (pb *partBlocks) appendSpans(dst []byte, p *partSpans) []byte {
+	for _, sp := range p.spans {
+		dst = append(dst, pb.buf[sp[0]:sp[1]]...)
+	}
+	return dst
 }
 
 // tenantUsage is one tenant's share of a chunk.

@@ -142,12 +142,7 @@ func stagedFromArchive(t *testing.T, ev *records.Event) *archive.Staged {
 	if err := archive.WriteAvroFile(ctx, st, "f.avro", archive.StagedSchema, []archive.Block{{Count: 1, Data: data}}); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := st.Open(ctx, "f.avro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, err := blob.ReadAll(rc)
-	rc.Close()
+	file, err := blob.ReadFile(ctx, st, "f.avro")
 	if err != nil {
 		t.Fatal(err)
 	}

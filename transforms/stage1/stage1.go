@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -293,7 +292,7 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 	*ev = records.Event{Tenant: t.name, Metric: m.name, MetricAlias: alias, Timestamp: ts,
 		SchemaVersion: t.version, IngestTime: now.UnixMilli(), Source: src}
 	flds, unks := p.flds[:0], p.unks[:0]
-	src2 := p.fsrc[:0] // index in obj of the member that set flds[i]
+	fsrc := p.fsrc[:0] // index in obj of the member that set flds[i]
 	from := p.from     // canonical name → index in flds, for events of many fields
 	useMap := len(obj) > linearFields
 	if useMap {
@@ -338,25 +337,25 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 			// Two device names for one field: the smaller name wins, so the
 			// outcome does not depend on the order of keys; the other is kept
 			// unknown. A repeated key: the last one wins.
-			prev := &obj[src2[j]]
+			prev := &obj[fsrc[j]]
 			if c := compareNames(mb, prev); c > 0 {
 				unks = append(unks, records.RawField{Name: mb.nameView(), Raw: mb.val})
 				continue
 			} else if c < 0 {
 				unks = append(unks, records.RawField{Name: prev.nameView(), Raw: prev.val})
 			}
-			flds[j].Value, src2[j] = val, i
+			flds[j].Value, fsrc[j] = val, i
 			continue
 		}
 		if useMap {
 			from[f.name] = len(flds)
 		}
 		flds = append(flds, records.Field{Name: f.name, Value: val})
-		src2 = append(src2, i)
+		fsrc = append(fsrc, i)
 	}
-	slices.SortFunc(flds, func(a, b records.Field) int { return strings.Compare(a.Name, b.Name) })
+	records.SortFields(flds)
 	unks = lastByName(unks)
-	p.flds, p.unks, p.fsrc = flds, unks, src2
+	p.flds, p.unks, p.fsrc = flds, unks, fsrc
 	if len(unks) > 0 {
 		p.Stats.WithUnknown++
 	}
@@ -379,7 +378,7 @@ func lastByName(u []records.RawField) []records.RawField {
 	if len(u) < 2 {
 		return u
 	}
-	slices.SortStableFunc(u, func(a, b records.RawField) int { return strings.Compare(a.Name, b.Name) })
+	records.SortRawFields(u)
 	out := u[:0]
 	for i := range u {
 		if i+1 < len(u) && u[i+1].Name == u[i].Name {
@@ -461,8 +460,8 @@ func uuidV5(b []byte) uuid.UUID {
 	return u
 }
 
-// appendFlat appends a value's id form: the same bytes appendValue makes
-// of the boxed value.
+// appendFlat appends a value's id form: a type letter, then the value
+// (the form ids have always had; TestEventIDsStable pins it).
 func appendFlat(b []byte, v *records.Value) []byte {
 	switch v.Kind {
 	case records.NullValue:
