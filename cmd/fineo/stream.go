@@ -84,11 +84,9 @@ func cmdStream(ctx context.Context, args []string) error {
 	end := jobEnd{job: "stream", run: newRunID(time.Now()), started: time.Now(), archive: cfg.Archive,
 		notify: f.notify, order: ingestUsageOrder}
 	end.sum, end.err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)
-	if end.sum != nil || end.err != nil {
-		// Per-tenant usage (<archive>/_usage/stream-<run>.json) and the
-		// --notify alert, for the run that just ended or was stopped.
-		finishJob(context.WithoutCancel(ctx), os.Stdout, end)
-	}
+	// Per-tenant usage (<archive>/_usage/stream-<run>.json) and the
+	// --notify alert, for the run that just ended, was stopped or failed.
+	finishJob(context.WithoutCancel(ctx), os.Stdout, end)
 	return end.err
 }
 
@@ -216,11 +214,9 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 	default:
 	}
 	fmt.Fprintf(out, "%s after %s\n", how, time.Since(start).Round(time.Millisecond))
-	switch {
-	case sum == nil:
-	case how == "ended":
+	if how == "ended" {
 		printStreamConservation(out, sum, cfg.Stages) // every window committed: the counts must conserve
-	default:
+	} else {
 		sum.PrintCounters(out)
 		fmt.Fprintln(out, "  (windows not yet committed when stopped are read again from the checkpoints on the next start)")
 	}
