@@ -174,22 +174,67 @@ func FromResult(pr beam.PipelineResult) Summary {
 	return s
 }
 
-// Conserved reports whether every input event of a file job ended as
-// exactly one staged event, customer error or processing error, after the
-// archive writes.
-func (s Summary) Conserved() bool {
-	return s[EventsIn] == s[StagedWritten]+s[CustomerWritten]+s[ProcessingWritten]
+// Equation is a conservation equation between counts: Total is the sum
+// of Parts.
+type Equation struct {
+	Total Term
+	Parts []Term
 }
+
+// Term is one labelled count of an Equation.
+type Term struct {
+	Label string
+	N     int64
+}
+
+// Holds reports whether Total is the sum of Parts.
+func (e Equation) Holds() bool {
+	var n int64
+	for _, p := range e.Parts {
+		n += p.N
+	}
+	return e.Total.N == n
+}
+
+// String renders e with its verdict, e.g.
+// "events_in 10 = staged 7 + customer errors 3: ok" (or "MISMATCH").
+func (e Equation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d =", e.Total.Label, e.Total.N)
+	for i, p := range e.Parts {
+		if i > 0 {
+			b.WriteString(" +")
+		}
+		fmt.Fprintf(&b, " %s %d", p.Label, p.N)
+	}
+	if e.Holds() {
+		b.WriteString(": ok")
+	} else {
+		b.WriteString(": MISMATCH")
+	}
+	return b.String()
+}
+
+// Print writes e as a job's conservation line.
+func (e Equation) Print(w io.Writer) {
+	fmt.Fprintf(w, "  conservation: %s\n", e)
+}
+
+// Events is the equation of a file job: every input event ended as exactly
+// one staged event, customer error or processing error, after the archive
+// writes.
+func (s Summary) Events() Equation {
+	return Equation{Term{"events_in", s[EventsIn]},
+		[]Term{{"staged", s[StagedWritten]}, {"customer errors", s[CustomerWritten]}, {"processing errors", s[ProcessingWritten]}}}
+}
+
+// Conserved reports whether the counters of a file job keep Events.
+func (s Summary) Conserved() bool { return s.Events().Holds() }
 
 // Print writes the counters, sorted, and the conservation check.
 func (s Summary) Print(w io.Writer) {
 	s.PrintCounters(w)
-	verdict := "ok"
-	if !s.Conserved() {
-		verdict = "MISMATCH"
-	}
-	fmt.Fprintf(w, "  conservation: events_in %d = staged %d + customer errors %d + processing errors %d: %s\n",
-		s[EventsIn], s[StagedWritten], s[CustomerWritten], s[ProcessingWritten], verdict)
+	s.Events().Print(w)
 }
 
 // PrintCounters writes the job-wide counters, sorted. Per-tenant counters

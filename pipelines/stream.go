@@ -8,6 +8,7 @@ import (
 
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/schema"
 	"github.com/fineo-io/ingest/transforms/streaming"
 )
@@ -99,4 +100,31 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 	}
 	streaming.Commit(s, streaming.CommitConfig{Archive: cfg.Archive, Window: cfg.Window,
 		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer, Notify: cfg.Notify, Job: "stream"}, results)
+}
+
+// StreamConservation returns the equations the counters of a streaming run
+// of stages keep once every window is committed. Stage 1: every event read
+// is staged (archived), a customer error or a processing error of stage 1.
+// Sinks: every staged event is in the nearline table (written, or merged
+// with a same-key duplicate of its write) or a failed write, which is also
+// a processing error: the event is archived and is a processing error of
+// stage 2, so sink failures are subtracted from stage 1's processing
+// errors. (Summary.Conserved, the file jobs' equation, holds for a
+// streaming run only while no sink write fails.)
+func StreamConservation(sum metrics.Summary, stages string) []metrics.Equation {
+	written := metrics.Term{Label: "nearline written", N: sum[dynamodbio.NearlineWritten]}
+	dups := metrics.Term{Label: "same-key duplicates", N: sum[dynamodbio.NearlineDuplicates]}
+	if stages == Stage2 {
+		return []metrics.Equation{{Total: metrics.Term{Label: "records read", N: sum[metrics.EventsIn]},
+			Parts: []metrics.Term{written, dups, {Label: "processing errors", N: sum[metrics.ProcessingWritten]}}}}
+	}
+	failed := sum[dynamodbio.NearlineFailed]
+	stage1 := sum.Events()
+	stage1.Parts[2].N -= failed + sum[streaming.StagedStreamFailed] // processing errors
+	eqs := []metrics.Equation{stage1}
+	if stages != Stage1 {
+		eqs = append(eqs, metrics.Equation{Total: metrics.Term{Label: "staged", N: sum[metrics.Staged]},
+			Parts: []metrics.Term{written, dups, {Label: "failed", N: failed}}})
+	}
+	return eqs
 }

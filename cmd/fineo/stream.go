@@ -235,33 +235,10 @@ func streamSinks(cfg pipelines.StreamConfig) string {
 }
 
 // printStreamConservation prints the counters of a streaming run that
-// ended and the equations they keep. Stage 1: every event read is staged
-// (archived), a customer error, or a processing error of stage 1. Sinks:
-// every staged event is in the nearline table (written, or merged with a
-// same-key duplicate of its write) or a write_failed processing error —
-// which is why sink failures are subtracted from stage 1's processing
-// errors: the event is archived and is a processing error of stage 2.
+// ended and the equations they keep (see pipelines.StreamConservation).
 func printStreamConservation(out io.Writer, sum metrics.Summary, stages string) {
 	sum.PrintCounters(out)
-	verdict := func(ok bool) string {
-		if ok {
-			return "ok"
-		}
-		return "MISMATCH"
-	}
-	written, dups, failed := sum[dynamodbio.NearlineWritten], sum[dynamodbio.NearlineDuplicates], sum[dynamodbio.NearlineFailed]
-	sinkFailed := failed + sum[streaming.StagedStreamFailed]
-	if stages == pipelines.Stage2 {
-		in, proc := sum[metrics.EventsIn], sum[metrics.ProcessingWritten]
-		fmt.Fprintf(out, "  conservation: records read %d = nearline written %d + same-key duplicates %d + processing errors %d: %s\n",
-			in, written, dups, proc, verdict(in == written+dups+proc))
-		return
-	}
-	in, staged, cust, proc := sum[metrics.EventsIn], sum[metrics.StagedWritten], sum[metrics.CustomerWritten], sum[metrics.ProcessingWritten]-sinkFailed
-	fmt.Fprintf(out, "  conservation: events_in %d = staged %d + customer errors %d + processing errors %d: %s\n",
-		in, staged, cust, proc, verdict(in == staged+cust+proc))
-	if stages != pipelines.Stage1 {
-		fmt.Fprintf(out, "  conservation: staged %d = nearline written %d + same-key duplicates %d + failed %d: %s\n",
-			sum[metrics.Staged], written, dups, failed, verdict(sum[metrics.Staged] == written+dups+failed))
+	for _, eq := range pipelines.StreamConservation(sum, stages) {
+		eq.Print(out)
 	}
 }

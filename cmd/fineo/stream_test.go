@@ -23,7 +23,10 @@ import (
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
+	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/records"
+	"github.com/fineo-io/ingest/transforms/streaming"
 )
 
 // sampleStreamLines returns the sample's lines that fit in a Kinesis record
@@ -236,5 +239,30 @@ func TestStreamKillRestart(t *testing.T) {
 		"--from", fmt.Sprint(ev.ts), "--to", fmt.Sprint(ev.ts+1))
 	if code != 0 || !strings.Contains(qout, `"tenant":"`+ev.tenant+`"`) {
 		t.Errorf("fineo query: exit %d\n%s\n%s", code, qout, qerr)
+	}
+}
+
+// TestPrintStreamConservation pins the conservation lines of each stage
+// setting, with sink failures counted as processing errors of stage 1.
+func TestPrintStreamConservation(t *testing.T) {
+	sum := metrics.Summary{metrics.EventsIn: 10, metrics.StagedWritten: 7, metrics.CustomerWritten: 2,
+		metrics.ProcessingWritten: 4, metrics.Staged: 7, dynamodbio.NearlineWritten: 4,
+		dynamodbio.NearlineDuplicates: 1, dynamodbio.NearlineFailed: 2, streaming.StagedStreamFailed: 1}
+	counters := func() string {
+		var b bytes.Buffer
+		sum.PrintCounters(&b)
+		return b.String()
+	}()
+	for _, c := range []struct{ stages, want string }{
+		{pipelines.StagesAll, "  conservation: events_in 10 = staged 7 + customer errors 2 + processing errors 1: ok\n" +
+			"  conservation: staged 7 = nearline written 4 + same-key duplicates 1 + failed 2: ok\n"},
+		{pipelines.Stage1, "  conservation: events_in 10 = staged 7 + customer errors 2 + processing errors 1: ok\n"},
+		{pipelines.Stage2, "  conservation: records read 10 = nearline written 4 + same-key duplicates 1 + processing errors 4: MISMATCH\n"},
+	} {
+		var out bytes.Buffer
+		printStreamConservation(&out, sum, c.stages)
+		if got := strings.TrimPrefix(out.String(), counters); got != c.want {
+			t.Errorf("stages %s:\n%s\nwant\n%s", c.stages, got, c.want)
+		}
 	}
 }
