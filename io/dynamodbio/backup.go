@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -292,7 +291,6 @@ type RestoreStats struct {
 	Duplicates int64 // items superseded by a later copy of the same key
 	Failed     int64
 	Writes     WriteStats // the writer's counters, summed
-	Elapsed    time.Duration
 }
 
 // restoreChunk is how many items Restore hands to WriteItems at once.
@@ -306,8 +304,6 @@ const restoreChunk = 40 * MaxBatch
 // file could not be read, ctx ended, or writing hit a fatal error). Restoring
 // twice is harmless: items overwrite themselves.
 func Restore(ctx context.Context, api API, table string, st blob.Store, prefix string, o WriterOptions, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
-	start := time.Now()
-	defer func() { stats.Elapsed = time.Since(start) }()
 	files, err := ListBackupFiles(ctx, st, prefix)
 	if err != nil {
 		return stats, nil, err
