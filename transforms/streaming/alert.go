@@ -76,14 +76,30 @@ func windowAlert(job, run string, errs map[string]archive.Block, files map[strin
 	return n
 }
 
+// parseTargets parses the alert targets of CommitConfig.Notify.
+func parseTargets(specs []string) ([]notify.Target, error) {
+	var targets []notify.Target
+	for _, spec := range specs {
+		t, err := notify.Parse(spec)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// alertSender sends the window alerts: one retry and a short timeout, as
+// the commit waits for it.
+var alertSender = &notify.Sender{Retries: 1, Timeout: 5 * time.Second}
+
 // sendAlert sends n to the targets; a failure is logged by the sender and
 // never fails the commit.
 func sendAlert(ctx context.Context, targets []notify.Target, n *notify.Notification) {
 	if n == nil || len(targets) == 0 {
 		return
 	}
-	s := &notify.Sender{Retries: 1, Timeout: 5 * time.Second}
-	if errs := s.Send(ctx, targets, n); len(errs) == 0 {
+	if errs := alertSender.Send(ctx, targets, n); len(errs) == 0 {
 		metrics.Counter(AlertsSent).Inc(ctx, 1)
 	}
 }

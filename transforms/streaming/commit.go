@@ -75,10 +75,8 @@ func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
 	}
 	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages, beam.AllowedLateness(lateness))
 	grouped := beam.GroupByKey(s, windowed)
-	for _, n := range cfg.Notify {
-		if _, err := notify.Parse(n); err != nil {
-			panic(err) // checked by the caller: a bad target is a usage error
-		}
+	if _, err := parseTargets(cfg.Notify); err != nil {
+		panic(err) // checked by the caller: a bad target is a usage error
 	}
 	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer,
 		Notify: cfg.Notify, Job: cfg.Job}, grouped)
@@ -105,12 +103,8 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		return fmt.Errorf("streaming: opening archive %s: %w", f.Archive, err)
 	}
 	f.store = st
-	for _, n := range f.Notify {
-		t, err := notify.Parse(n)
-		if err != nil {
-			return err
-		}
-		f.targets = append(f.targets, t)
+	if f.targets, err = parseTargets(f.Notify); err != nil {
+		return err
 	}
 	if f.Table != "" {
 		api, err := newCheckpointAPI(ctx)
