@@ -250,8 +250,8 @@ func ScanItems(t testing.TB, api ScanAPI, table, projection string, fn func(map[
 		in.ProjectionExpression = aws.String(projection)
 	}
 	n := 0
-	for {
-		res, err := api.Scan(context.Background(), in)
+	for pages := dynamodb.NewScanPaginator(api, in); pages.HasMorePages(); {
+		res, err := pages.NextPage(context.Background())
 		if err != nil {
 			t.Fatalf("testenv: scan %s: %v", table, err)
 		}
@@ -261,9 +261,6 @@ func ScanItems(t testing.TB, api ScanAPI, table, projection string, fn func(map[
 				fn(it)
 			}
 		}
-		if len(res.LastEvaluatedKey) == 0 {
-			return n
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
+	return n
 }

@@ -88,3 +88,40 @@ func TestUniqueName(t *testing.T) {
 		t.Errorf("UniqueName = %q, want prefix and test name first", a)
 	}
 }
+
+// pagedScan serves a scan in pages of the items' keys, like DynamoDB: each
+// page but the last names the next page's start in LastEvaluatedKey.
+type pagedScan struct {
+	pages  [][]string
+	starts []string // ExclusiveStartKey of each call ("" for none)
+}
+
+func (p *pagedScan) Scan(_ context.Context, in *dynamodb.ScanInput, _ ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	i, start := 0, ""
+	if k, ok := in.ExclusiveStartKey["pk"].(*types.AttributeValueMemberS); ok {
+		start = k.Value
+		for i < len(p.pages) && p.pages[i][0] != start {
+			i++
+		}
+	}
+	p.starts = append(p.starts, start)
+	out := &dynamodb.ScanOutput{}
+	for _, k := range p.pages[i] {
+		out.Items = append(out.Items, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: k}})
+	}
+	if i+1 < len(p.pages) {
+		out.LastEvaluatedKey = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: p.pages[i+1][0]}}
+	}
+	return out, nil
+}
+
+func TestScanItemsPages(t *testing.T) {
+	api := &pagedScan{pages: [][]string{{"a", "b"}, {"c"}, {"d", "e"}}}
+	var got []string
+	n := ScanItems(t, api, "table", "pk", func(it map[string]types.AttributeValue) {
+		got = append(got, it["pk"].(*types.AttributeValueMemberS).Value)
+	})
+	if n != 5 || strings.Join(got, ",") != "a,b,c,d,e" || strings.Join(api.starts, ",") != ",c,d" {
+		t.Errorf("ScanItems: %d items %v, scans from %q", n, got, api.starts)
+	}
+}
