@@ -217,12 +217,9 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "done in %s (%.0f staged events/s)\n", elapsed.Round(time.Millisecond), float64(sum[pipelines.StagedRead])/elapsed.Seconds())
 	sum.PrintCounters(out)
-	verdict := "ok"
-	if sum[pipelines.StagedRead] != sum[pipelines.LakeRows]+sum[pipelines.Duplicates]+sum[pipelines.Unbound] {
-		verdict = "MISMATCH"
-	}
-	fmt.Fprintf(out, "  conservation: staged_read %d = lake rows %d + duplicates %d + unbound %d: %s\n",
-		sum[pipelines.StagedRead], sum[pipelines.LakeRows], sum[pipelines.Duplicates], sum[pipelines.Unbound], verdict)
+	metrics.Equation{Total: metrics.Term{Label: "staged_read", N: sum[pipelines.StagedRead]}, Parts: []metrics.Term{
+		{Label: "lake rows", N: sum[pipelines.LakeRows]}, {Label: "duplicates", N: sum[pipelines.Duplicates]},
+		{Label: "unbound", N: sum[pipelines.Unbound]}}}.Print(out)
 	if err := printReport(ctx, out, f.lake, run); err != nil {
 		return sum, err
 	}

@@ -111,13 +111,9 @@ func runReplayStaged(ctx context.Context, f replayFlags, out io.Writer) (metrics
 	sum := counters(pr)
 	fmt.Fprintf(out, "done in %s\n", time.Since(start).Round(time.Millisecond))
 	sum.PrintCounters(out)
-	read, written := sum[archive.StagedRead], sum[dynamodbio.NearlineWritten]+sum[dynamodbio.NearlineDuplicates]+sum[dynamodbio.NearlineFailed]
-	verdict := "ok"
-	if read != written {
-		verdict = "MISMATCH"
-	}
-	fmt.Fprintf(out, "  conservation: staged_read %d = nearline written %d + same-key duplicates %d + failed %d: %s\n",
-		read, sum[dynamodbio.NearlineWritten], sum[dynamodbio.NearlineDuplicates], sum[dynamodbio.NearlineFailed], verdict)
+	metrics.Equation{Total: metrics.Term{Label: "staged_read", N: sum[archive.StagedRead]}, Parts: []metrics.Term{
+		{Label: "nearline written", N: sum[dynamodbio.NearlineWritten]}, {Label: "same-key duplicates", N: sum[dynamodbio.NearlineDuplicates]},
+		{Label: "failed", N: sum[dynamodbio.NearlineFailed]}}}.Print(out)
 	if n := sum[metrics.ProcessingWritten]; n > 0 {
 		return sum, &exitError{code: 3, err: fmt.Errorf("%d processing error(s): see %s/errors/processing/", n, f.archive)}
 	}
