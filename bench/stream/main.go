@@ -30,6 +30,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -57,10 +58,12 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pipeline phase to this file")
 	conc := flag.Int("write-concurrency", 16, "BatchWriteItem calls in flight (baseline and pipeline)")
 	schemas := flag.String("schemas", filepath.Join("testdata", "sample", "schemas"), "schema store (the sample's: tenant harbor)")
+	stall := flag.Duration("stall", 2*time.Minute, "if no sampled event becomes readable for this long, write a goroutine dump and fail")
 	flag.Parse()
 	beamlog.LogLevel = "error"
 	profile = *cpuprofile
 	beam.Init()
+	go watchdog(*stall)
 	if err := run(*n, *shards, *samples, *conc, *schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/stream:", err)
 		os.Exit(1)
@@ -333,6 +336,31 @@ func (j *job) wait() (metrics.Summary, error) {
 	return j.sum, j.err
 }
 
+// progress is when a sampled event was last found readable (or a phase
+// began), in Unix nanoseconds; 0 until the first phase begins.
+var progress atomic.Int64
+
+// watchdog fails the benchmark with a goroutine dump of the job (in this
+// process) when nothing has progressed for stall: phase 1 has been seen to
+// stall, the job no longer reading the stream, and the dump is what tells
+// why.
+func watchdog(stall time.Duration) {
+	for range time.Tick(min(5*time.Second, stall/4)) {
+		if p := progress.Load(); p == 0 || time.Since(time.Unix(0, p)) < stall {
+			continue
+		}
+		f, err := os.CreateTemp("", "fineo-bench-stream-stall-*.txt")
+		if err == nil {
+			pprof.Lookup("goroutine").WriteTo(f, 2)
+			f.Close()
+			fmt.Fprintf(os.Stderr, "bench/stream: no progress for %v; goroutine dump in %s\n", stall, f.Name())
+		} else {
+			fmt.Fprintf(os.Stderr, "bench/stream: no progress for %v (no dump: %v)\n", stall, err)
+		}
+		os.Exit(1)
+	}
+}
+
 // phase is what a sampler measured.
 type phase struct {
 	lat      []time.Duration // sorted
@@ -363,6 +391,7 @@ type sample struct {
 }
 
 func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base int64, size int, poll time.Duration) *sampler {
+	progress.Store(time.Now().UnixNano())
 	s := &sampler{queue: make(chan sample, size)}
 	s.wg.Go(func() {
 		for sm := range s.queue {
@@ -375,6 +404,7 @@ func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base in
 				})
 				if err == nil && found {
 					s.ph.lastSeen = time.Now()
+					progress.Store(s.ph.lastSeen.UnixNano())
 					s.ph.lat = append(s.ph.lat, s.ph.lastSeen.Sub(sm.sent))
 					break
 				}
