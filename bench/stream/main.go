@@ -285,15 +285,17 @@ func itemsOf(ctx context.Context, kin kinesisio.API, stream string, tenants []*s
 
 // job is a `fineo stream` pipeline running on the embedded prism runner.
 type job struct {
-	start time.Time
-	done  chan struct{}
-	sum   metrics.Summary
-	err   error
+	start   time.Time
+	done    chan struct{}
+	waiting atomic.Bool // wait has been called
+	sum     metrics.Summary
+	err     error
 }
 
 // startJob runs stage 1 fused with stage 2 from the raw stream (from its
 // trim horizon) into a fresh nearline table, until the stream has been idle
-// for 5 s. It exits the program if the job ends with an error before wait.
+// for 20 s. It exits the program if the job ends with an error, or before
+// wait is called.
 func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenants []*schema.Tenant, conc int) (*job, error) {
 	if err := dynamodbio.CreateTable(ctx, ddb, table); err != nil {
 		return nil, err
@@ -306,7 +308,12 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 		return nil, err
 	}
 	cfg := pipelines.StreamConfig{RawStream: raw, Table: table, Archive: archiveDir, Tenants: tenants,
-		Read:            kinesisio.ReadConfig{StopAfterIdle: 5 * time.Second},
+		// The job ends once the stream has been idle this long. 5 s was too
+		// short: the last pages of phase 1's backlog (up to 10,000 records a
+		// shard, written at once) can take longer than that to write after
+		// the last read, and the job then ended before phase 2 began,
+		// leaving phase 2 waiting for a job that was gone.
+		Read:            kinesisio.ReadConfig{StopAfterIdle: 20 * time.Second},
 		CheckpointTable: table + "-checkpoints", Consumer: "bench",
 		Writer: dynamodbio.WriterOptions{Concurrency: conc}}
 	p, s := beam.NewPipelineWithRoot()
@@ -326,12 +333,17 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 			fmt.Fprintf(os.Stderr, "bench/stream: the job ended early: %v\n", j.err)
 			os.Exit(1)
 		}
+		if !j.waiting.Load() {
+			fmt.Fprintln(os.Stderr, "bench/stream: the job ended (its stream idle) before the benchmark was done with it")
+			os.Exit(1)
+		}
 	}()
 	return j, nil
 }
 
 // wait waits for the job to end and returns its counters.
 func (j *job) wait() (metrics.Summary, error) {
+	j.waiting.Store(true)
 	<-j.done
 	return j.sum, j.err
 }
@@ -340,10 +352,9 @@ func (j *job) wait() (metrics.Summary, error) {
 // began), in Unix nanoseconds; 0 until the first phase begins.
 var progress atomic.Int64
 
-// watchdog fails the benchmark with a goroutine dump of the job (in this
-// process) when nothing has progressed for stall: phase 1 has been seen to
-// stall, the job no longer reading the stream, and the dump is what tells
-// why.
+// watchdog fails the benchmark with a goroutine dump of the process (the
+// job's goroutines included) when nothing has progressed for stall. The
+// first dump showed a phase waiting for a job that had ended on idle.
 func watchdog(stall time.Duration) {
 	for range time.Tick(min(5*time.Second, stall/4)) {
 		if p := progress.Load(); p == 0 || time.Since(time.Unix(0, p)) < stall {
