@@ -112,8 +112,12 @@ const (
 	// the service's arrival time, which may run behind our clock.
 	clockSkew = time.Second
 	// maxReadTime bounds one ProcessElement call that keeps finding
-	// records: then it checkpoints, so that its output is committed.
-	maxReadTime = time.Second
+	// records: then it checkpoints, so that its output is committed and
+	// the runner can give another shard its turn. Measured on prism with
+	// 4 shards under a steady load (bench/stream phase 2, alternating
+	// runs): p99 latency 0.49-0.64 s at 250 ms, 1.25-2.52 s at 1 s, with
+	// no clear change in throughput.
+	maxReadTime = 250 * time.Millisecond
 	// retryDelay is the wait after a read that failed past its retries.
 	retryDelay = 2 * time.Second
 )
