@@ -209,10 +209,11 @@ func run(n, shards, samples, conc int, schemaDir string) error {
 		return err
 	}
 	sm := startSampler(ctx, ddb, drainTable, base, n/every+2, 100*time.Millisecond)
-	for i := 0; i < n; i += every {
-		sm.add(i, drainJob.start)
+	for i := range n {
+		if sampled(i, n, every) {
+			sm.add(i, drainJob.start)
+		}
 	}
-	sm.add(n-1, drainJob.start)
 	drain := sm.wait()
 	drainSum, err := drainJob.wait()
 	if err != nil {
@@ -437,6 +438,10 @@ func (s *sampler) wait() phase {
 	return s.ph
 }
 
+// sampled reports whether event i of n is one whose latency is measured:
+// every every-th, and the last.
+func sampled(i, n, every int) bool { return i%every == 0 || i == n-1 }
+
 // sendAndWait puts recs (the events base+0, base+1, ...) in calls of 500
 // at perSec events per second (0: as fast as possible), and polls the
 // nearline table for every every-th event and the last until each is
@@ -470,7 +475,7 @@ func sendAndWait(ctx context.Context, kin kinesisio.API, ddb dynamodbio.API, str
 		}
 		sent := time.Now()
 		for j := i; j < end; j++ {
-			if j%every == 0 || j == len(recs)-1 {
+			if sampled(j, len(recs), every) {
 				sm.add(j, sent)
 			}
 		}

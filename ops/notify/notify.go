@@ -97,6 +97,20 @@ func (t Target) String() string {
 // included (to hand to a worker; never log it).
 func (t Target) Spec() string { return t.raw }
 
+// ParseAll parses --notify values (Target.Spec's, as a worker receives
+// them) with Parse, stopping at the first error.
+func ParseAll(specs []string) ([]Target, error) {
+	var targets []Target
+	for _, spec := range specs {
+		t, err := Parse(spec)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
 // Parse validates a --notify value.
 func Parse(s string) (Target, error) {
 	if arn, ok := strings.CutPrefix(s, "sns://"); ok {

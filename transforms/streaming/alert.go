@@ -76,19 +76,6 @@ func windowAlert(job, run string, errs map[string]archive.Block, files map[strin
 	return n
 }
 
-// parseTargets parses the alert targets of CommitConfig.Notify.
-func parseTargets(specs []string) ([]notify.Target, error) {
-	var targets []notify.Target
-	for _, spec := range specs {
-		t, err := notify.Parse(spec)
-		if err != nil {
-			return nil, err
-		}
-		targets = append(targets, t)
-	}
-	return targets, nil
-}
-
 // alertSender sends the window alerts: one retry and a short timeout, as
 // the commit waits for it.
 var alertSender = &notify.Sender{Retries: 1, Timeout: 5 * time.Second}

@@ -75,7 +75,7 @@ func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
 	}
 	windowed := beam.WindowInto(s, window.NewFixedWindows(cfg.Window), pages, beam.AllowedLateness(lateness))
 	grouped := beam.GroupByKey(s, windowed)
-	if _, err := parseTargets(cfg.Notify); err != nil {
+	if _, err := notify.ParseAll(cfg.Notify); err != nil {
 		panic(err) // checked by the caller: a bad target is a usage error
 	}
 	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer,
@@ -103,7 +103,7 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		return fmt.Errorf("streaming: opening archive %s: %w", f.Archive, err)
 	}
 	f.store = st
-	if f.targets, err = parseTargets(f.Notify); err != nil {
+	if f.targets, err = notify.ParseAll(f.Notify); err != nil {
 		return err
 	}
 	if f.Table != "" {
