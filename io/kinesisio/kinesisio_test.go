@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -900,5 +901,37 @@ func TestPutRecordsBatching(t *testing.T) {
 func TestPartitionKey(t *testing.T) {
 	if got := PartitionKey("harbor", "weather"); got != "harbor/weather" {
 		t.Fatalf("PartitionKey = %q", got)
+	}
+}
+
+// TestReaderFirstLimit checks that a reader's first GetRecords call asks
+// for FirstLimit records and the later ones for Limit.
+func TestReaderFirstLimit(t *testing.T) {
+	client, stream := setup(t, 1)
+	put(t, client, stream, keyed(2500, 7, map[string]int{}))
+	for _, tc := range []struct {
+		name  string
+		o     ReaderOptions
+		pages []int
+	}{
+		{"default first limit", ReaderOptions{Limit: 2000}, []int{1000, 1500, 0}},
+		{"first limit set", ReaderOptions{Limit: 2000, FirstLimit: 100}, []int{100, 2000, 400, 0}},
+		{"first limit above the limit", ReaderOptions{Limit: 600, FirstLimit: 5000}, []int{600, 600, 600, 600, 100, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.MinInterval = -1
+			r := NewShardReader(client, stream, "shardId-000000000000", Position{}, tc.o)
+			var got []int
+			for range tc.pages {
+				p, err := r.Next(testCtx(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, len(p.Records))
+			}
+			if !slices.Equal(got, tc.pages) {
+				t.Errorf("page sizes %v, want %v", got, tc.pages)
+			}
+		})
 	}
 }

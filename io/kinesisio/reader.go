@@ -72,6 +72,12 @@ type ReaderOptions struct {
 	// Limit is the most records one GetRecords call returns: 1 to 10000,
 	// default 10000.
 	Limit int32
+	// FirstLimit is the most records the reader's first GetRecords call
+	// returns, default 1000 (at most Limit): a reader that starts on a
+	// backlog hands on a first page sooner, so a job starting on many
+	// shards has output from all of them within moments rather than after
+	// a full page of each in turn.
+	FirstLimit int32
 	// BaseDelay and MaxDelay bound the backoff before retry n after
 	// throttling or a server error: a uniformly random delay in
 	// [0, min(MaxDelay, BaseDelay·2^(n-1))] ("full jitter"). Defaults
@@ -94,6 +100,10 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 	if o.Limit <= 0 || o.Limit > MaxLimit {
 		o.Limit = MaxLimit
 	}
+	if o.FirstLimit <= 0 {
+		o.FirstLimit = 1000
+	}
+	o.FirstLimit = min(o.FirstLimit, o.Limit)
 	if o.BaseDelay <= 0 {
 		o.BaseDelay = 200 * time.Millisecond
 	}
@@ -158,6 +168,7 @@ type ShardReader struct {
 	pos    Position // where the next page starts
 	iter   *string  // the current shard iterator; nil: get one from pos
 	closed bool     // the shard was read to its closed end
+	paged  bool     // a GetRecords call has returned (FirstLimit is spent)
 
 	lastCall time.Time // start of the last GetRecords call
 	stats    ReaderStats
@@ -248,11 +259,15 @@ func (r *ShardReader) Next(ctx context.Context) (Page, error) {
 		if err := r.pace(ctx); err != nil {
 			return Page{Position: r.pos}, fmt.Errorf("kinesisio: read %s/%s: %w", r.stream, r.shard, err)
 		}
+		limit := r.o.Limit
+		if !r.paged {
+			limit = r.o.FirstLimit
+		}
 		r.lastCall = r.now()
 		r.stats.Calls++
 		out, err := r.api.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: r.iter,
-			Limit:         aws.Int32(r.o.Limit),
+			Limit:         aws.Int32(limit),
 		}, ownRetries)
 		if err != nil {
 			wait := true
@@ -279,6 +294,7 @@ func (r *ShardReader) Next(ctx context.Context) (Page, error) {
 }
 
 func (r *ShardReader) page(out *kinesis.GetRecordsOutput) Page {
+	r.paged = true
 	p := Page{MillisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
 	if len(out.Records) > 0 {
 		p.Records = make([]Record, len(out.Records))
