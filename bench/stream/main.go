@@ -12,8 +12,9 @@
 //     the bare BatchWriteItem loop;
 //  2. a job that reads while this program puts the events (phase 1:
 //     throughput with the producer on the same cores; phase 2, once every
-//     phase-1 item is written: latency at half that rate, also printed as
-//     the worst latency per 2 s of sending);
+//     phase-1 event is settled in the table (written or failed): latency
+//     at half that rate, also printed as the worst latency per 2 s of
+//     sending);
 //  3. the tables and stream of steps 1 and 2 are deleted, and the bare
 //     BatchWriteItem loop runs again into a fresh table (deleted after):
 //     the stand-in slows down as it fills and speeds up as its JIT warms,
@@ -199,7 +200,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	// Phase 2 measures latency under a load the job sustains, so it starts
 	// once every phase-1 event is written, not only the sampled ones: the
 	// unsampled last pages of other shards may still be in flight.
-	for job.written() < int64(n) {
+	for job.sunk() < int64(n) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	tail := time.Since(burst.lastSeen)
@@ -388,10 +389,16 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 	return j, nil
 }
 
-// written is how many items the job has written to its table so far: it
-// runs in this process, so its counters are the process-local ones.
-func (j *job) written() int64 {
-	return metrics.Local()[dynamodbio.NearlineWritten] - j.before[dynamodbio.NearlineWritten]
+// sunk is how many staged events the job has settled in its table so far
+// (written, merged with a same-key duplicate, or failed): it runs in this
+// process, so its counters are the process-local ones.
+func (j *job) sunk() int64 {
+	now := metrics.Local()
+	var n int64
+	for _, c := range []string{dynamodbio.NearlineWritten, dynamodbio.NearlineDuplicates, dynamodbio.NearlineFailed} {
+		n += now[c] - j.before[c]
+	}
+	return n
 }
 
 // wait waits for the job to end and returns its counters.
