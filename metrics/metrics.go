@@ -187,14 +187,17 @@ type Term struct {
 	N     int64
 }
 
-// Holds reports whether Total is the sum of Parts.
-func (e Equation) Holds() bool {
+// Sum returns the sum of Parts.
+func (e Equation) Sum() int64 {
 	var n int64
 	for _, p := range e.Parts {
 		n += p.N
 	}
-	return e.Total.N == n
+	return n
 }
+
+// Holds reports whether Total is the sum of Parts.
+func (e Equation) Holds() bool { return e.Total.N == e.Sum() }
 
 // String renders e with its verdict, e.g.
 // "events_in 10 = staged 7 + customer errors 3: ok" (or "MISMATCH").

@@ -332,12 +332,14 @@ func itemsOf(ctx context.Context, kin kinesisio.API, stream string, tenants []*s
 
 // job is a `fineo stream` pipeline running on the embedded prism runner.
 type job struct {
-	start   time.Time
-	before  metrics.Summary // the process-local counters when it started
-	done    chan struct{}
-	waiting atomic.Bool // wait has been called
-	sum     metrics.Summary
-	err     error
+	start time.Time
+	// counters gives the job's counters so far: it runs in this process,
+	// so runners.CountersOf reads the live process-local ones.
+	counters func(beam.PipelineResult) metrics.Summary
+	done     chan struct{}
+	waiting  atomic.Bool // wait has been called
+	sum      metrics.Summary
+	err      error
 }
 
 // startJob runs stage 1 fused with stage 2 from the raw stream (from its
@@ -366,14 +368,13 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 		Writer: dynamodbio.WriterOptions{Concurrency: writeConc}}
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Stream(s, cfg)
-	j := &job{start: time.Now(), before: metrics.Local(), done: make(chan struct{})}
+	j := &job{start: time.Now(), counters: runners.CountersOf(runners.Unbounded), done: make(chan struct{})}
 	go func() {
 		defer close(j.done)
 		defer os.RemoveAll(archiveDir)
-		counters := runners.CountersOf(runners.Unbounded)
 		pr, err := runners.Run(ctx, runners.Unbounded, p)
 		j.err = err
-		j.sum = counters(pr)
+		j.sum = j.counters(pr)
 	}()
 	go func() {
 		<-j.done // the job ends on its own only after the stream is idle (StopAfterIdle)
@@ -390,15 +391,11 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 }
 
 // sunk is how many staged events the job has settled in its table so far
-// (written, merged with a same-key duplicate, or failed): it runs in this
-// process, so its counters are the process-local ones.
+// (written, merged with a same-key duplicate, or failed): the right side of
+// its sink equation.
 func (j *job) sunk() int64 {
-	now := metrics.Local()
-	var n int64
-	for _, c := range []string{dynamodbio.NearlineWritten, dynamodbio.NearlineDuplicates, dynamodbio.NearlineFailed} {
-		n += now[c] - j.before[c]
-	}
-	return n
+	eqs := pipelines.StreamConservation(j.counters(nil), pipelines.StagesAll)
+	return eqs[len(eqs)-1].Sum()
 }
 
 // wait waits for the job to end and returns its counters.
@@ -434,9 +431,8 @@ func watchdog(stall time.Duration) {
 
 // phase is what a sampler measured.
 type phase struct {
-	lat      []time.Duration // sorted
-	series   []sample        // in the order found: sent, and latency in lat
-	latency  []time.Duration // series' latencies
+	found    []sample        // in the order found, each with its latency
+	lat      []time.Duration // their latencies, sorted
 	produced time.Duration
 	lastSeen time.Time
 	err      error
@@ -445,16 +441,16 @@ type phase struct {
 // worstBySecond returns the worst latency of the samples sent in each
 // span of d from the first, in order.
 func (p phase) worstBySecond(d time.Duration) string {
-	if len(p.series) == 0 {
+	if len(p.found) == 0 {
 		return "-"
 	}
 	var worst []time.Duration
-	for k, sm := range p.series {
-		b := int(sm.sent.Sub(p.series[0].sent) / d)
+	for _, sm := range p.found {
+		b := int(sm.sent.Sub(p.found[0].sent) / d)
 		for len(worst) <= b {
 			worst = append(worst, 0)
 		}
-		worst[b] = max(worst[b], p.latency[k])
+		worst[b] = max(worst[b], sm.lat)
 	}
 	var out []string
 	for _, w := range worst {
@@ -482,6 +478,7 @@ type sampler struct {
 type sample struct {
 	i    int
 	sent time.Time
+	lat  time.Duration // sent → readable, once found
 }
 
 func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base int64, size int, poll time.Duration) *sampler {
@@ -499,9 +496,8 @@ func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base in
 				if err == nil && found {
 					s.ph.lastSeen = time.Now()
 					progress.Store(s.ph.lastSeen.UnixNano())
-					s.ph.lat = append(s.ph.lat, s.ph.lastSeen.Sub(sm.sent))
-					s.ph.series = append(s.ph.series, sm)
-					s.ph.latency = append(s.ph.latency, s.ph.lastSeen.Sub(sm.sent))
+					sm.lat = s.ph.lastSeen.Sub(sm.sent)
+					s.ph.found = append(s.ph.found, sm)
 					break
 				}
 				time.Sleep(poll)
@@ -512,12 +508,15 @@ func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base in
 }
 
 // add samples event i, sent at sent.
-func (s *sampler) add(i int, sent time.Time) { s.queue <- sample{i, sent} }
+func (s *sampler) add(i int, sent time.Time) { s.queue <- sample{i: i, sent: sent} }
 
 // wait waits until every sampled event is readable.
 func (s *sampler) wait() phase {
 	close(s.queue)
 	s.wg.Wait()
+	for _, sm := range s.ph.found {
+		s.ph.lat = append(s.ph.lat, sm.lat)
+	}
 	slices.Sort(s.ph.lat)
 	return s.ph
 }

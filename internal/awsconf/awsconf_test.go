@@ -2,11 +2,9 @@ package awsconf
 
 import (
 	"context"
-	"hash/crc32"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/fineo-io/ingest/internal/testenv"
 )
 
 // TestConnectionsReused makes rounds of concurrent calls, more than the
@@ -26,10 +26,7 @@ func TestConnectionsReused(t *testing.T) {
 	var opened atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(20 * time.Millisecond) // the round's calls overlap
-		body := []byte(`{}`)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
-		w.Write(body)
+		testenv.WriteJSON(w, "application/x-amz-json-1.0", http.StatusOK, []byte(`{}`))
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {

@@ -188,7 +188,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fwd, held, err = unprocessed(body)
 		if err == nil && fwd == nil { // nothing left to forward
 			b, _ := json.Marshal(map[string]any{"UnprocessedItems": held})
-			writeJSON(w, ct, 200, b)
+			WriteJSON(w, ct, 200, b)
 			return
 		}
 		edit = func(resp []byte) ([]byte, error) { return addUnprocessed(resp, held) }
@@ -244,12 +244,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, edi
 func writeAWSError(w http.ResponseWriter, contentType string, status int, code, msg string) {
 	w.Header().Set("X-Amzn-Errortype", code)
 	b, _ := json.Marshal(map[string]string{"__type": code, "message": msg + " (injected by testenv.FaultProxy)"})
-	writeJSON(w, contentType, status, b)
+	WriteJSON(w, contentType, status, b)
 }
 
-// writeJSON answers body with its length and CRC32 (as DynamoDB does;
-// Kinesis clients ignore it).
-func writeJSON(w http.ResponseWriter, contentType string, status int, body []byte) {
+// WriteJSON answers an AWS JSON-protocol body with its length and CRC32
+// (as DynamoDB does, and its SDK checks; Kinesis clients ignore it): for
+// fakes of the services in tests.
+func WriteJSON(w http.ResponseWriter, contentType string, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
