@@ -29,6 +29,10 @@ const (
 	// pages read; a gauge of the same name plus "/<shard>" holds the last
 	// value per shard.
 	KinesisMillisBehind = "kinesis_millis_behind_latest"
+	// KinesisPagesHeld counts pages read while the runner split the
+	// restriction (a checkpoint): each is kept with the shard's reader and
+	// emitted by the residual, not read again.
+	KinesisPagesHeld = "kinesis_pages_held"
 )
 
 func init() {
@@ -714,7 +718,13 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 	)
 	r := f.takeReader(w.Shard, rest.position(), poll)
 	deadline := time.Now().Add(maxReadTime)
-	for {
+	for first := true; ; first = false {
+		if !first && rt.IsDone() {
+			// Split while the last page was processed downstream: the
+			// residual resumes at the reader's position, with its reader.
+			f.keepReader(r)
+			return sdf.StopProcessing(), nil
+		}
 		before := r.Stats()
 		from := r.Position()
 		page, err := r.Next(ctx)
@@ -734,7 +744,13 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 		n := len(page.Records)
 		idle := n == 0 && !page.ShardClosed && stopIdle > 0 && run.idleFor() >= stopIdle
 		if !rt.TryClaim(shardClaim{Pos: page.Position, End: page.ShardClosed || idle}) {
-			// Split meanwhile: the residual re-reads this page.
+			// Split while the page was read: the residual starts at from,
+			// and gets the page from the reader without a call. Reading it
+			// again would spend a GetRecords call (five a second per
+			// shard, shared by every consumer) on records already read.
+			r.Unread(page, from)
+			f.keepReader(r)
+			metrics.Counter(KinesisPagesHeld).Inc(ctx, 1)
 			return sdf.StopProcessing(), nil
 		}
 		behind.Update(ctx, page.MillisBehindLatest)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
@@ -471,5 +472,119 @@ func TestBeamThrottled(t *testing.T) {
 		t.Errorf("%d GetShardIterator calls for %d GetRecords calls on 2 shards: iterators are not kept across checkpoints", its, polls)
 	} else {
 		t.Logf("%d GetShardIterator, %d GetRecords calls (%d throttled)", its, polls, f.throttled.Load())
+	}
+}
+
+// splitter is the Kinesis client of a readFn whose runner splits the
+// restriction (a checkpoint) while a GetRecords call is in flight, as
+// prism does when a bundle shows no progress for a tick.
+type splitter struct {
+	API
+	mu       sync.Mutex
+	rt       *sdf.LockRTracker // split during the next GetRecords, then nil
+	residual any
+	calls    int // GetRecords calls
+}
+
+func (s *splitter) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	out, err := s.API.GetRecords(ctx, in, opts...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.rt != nil {
+		_, s.residual, _ = s.rt.TrySplit(0.5)
+		s.rt = nil
+	}
+	return out, err
+}
+
+// TestReadSplitWhileReading drives readFn as a runner would: the first
+// call's restriction is split while its first page is read. The page must
+// not be emitted by the split call (its claim fails), nor read again by
+// the residual: the residual emits it from the kept reader, so a shard
+// split on every read still moves on. A split while a page is processed
+// downstream ends the call without another read.
+func TestReadSplitWhileReading(t *testing.T) {
+	client, stream := setup(t, 1)
+	want := keyed(1500, 7, map[string]int{})
+	put(t, client, stream, want)
+	shard := "shardId-000000000000"
+	api := &splitter{API: client}
+	f := &readFn{Run: "split-" + stream, Stream: stream, PollMs: 1, api: api}
+	w := shardWork{Shard: shard, Kind: int(TrimHorizon)}
+	var got []Record
+	emit := func(_ beam.EventTime, p ShardPage) {
+		for _, r := range p.Records {
+			got = append(got, Record{Data: r.Data, Sequence: r.Sequence, PartitionKey: r.PartitionKey})
+		}
+	}
+	call := func(rest shardRestriction, onEmit func(*sdf.LockRTracker)) (*sdf.LockRTracker, sdf.ProcessContinuation) {
+		t.Helper()
+		rt := sdf.NewLockRTracker(newShardTracker(rest))
+		em := emit
+		if onEmit != nil {
+			em = func(et beam.EventTime, p ShardPage) { emit(et, p); onEmit(rt) }
+		}
+		pc, err := f.ProcessElement(testCtx(t), &watermarkEstimator{}, rt, w, em)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt, pc
+	}
+
+	// 1. Split while the first page (1,000 records, FirstLimit) is read.
+	rt := sdf.NewLockRTracker(newShardTracker(f.CreateInitialRestriction(w)))
+	api.rt = rt
+	if pc, err := f.ProcessElement(testCtx(t), &watermarkEstimator{}, rt, w, emit); err != nil || pc.ShouldResume() {
+		t.Fatalf("split call: %v, resume %v; want it to stop", err, pc.ShouldResume())
+	}
+	if len(got) != 0 || api.calls != 1 {
+		t.Fatalf("split call emitted %d records in %d GetRecords calls, want 0 in 1", len(got), api.calls)
+	}
+	// 2. The residual emits the held page without a call, and is split
+	// while that page is processed: it stops without reading on.
+	var residual any
+	_, pc := call(api.residual.(shardRestriction), func(rt *sdf.LockRTracker) {
+		if residual == nil {
+			_, residual, _ = rt.TrySplit(0.5)
+		}
+	})
+	if pc.ShouldResume() || len(got) != 1000 || api.calls != 1 {
+		t.Fatalf("residual: resume %v, %d records emitted, %d GetRecords calls; want stop, 1000, 1", pc.ShouldResume(), len(got), api.calls)
+	}
+	// 3. Its residual reads on from the kept reader: the other 500, then
+	// the tip (an empty page: resume later).
+	_, pc = call(residual.(shardRestriction), nil)
+	if !pc.ShouldResume() || api.calls != 3 {
+		t.Errorf("last call: resume %v, %d GetRecords calls in all; want resume, 3", pc.ShouldResume(), api.calls)
+	}
+	checkExactlyOnce(t, want, got)
+}
+
+func TestReaderUnread(t *testing.T) {
+	client, stream := setup(t, 1)
+	put(t, client, stream, keyed(30, 3, map[string]int{}))
+	r := NewShardReader(client, stream, "shardId-000000000000", Position{}, ReaderOptions{Limit: 20, MinInterval: -1})
+	from := r.Position()
+	p1, err := r.Next(testCtx(t))
+	if err != nil || len(p1.Records) != 20 {
+		t.Fatalf("first page: %d records, %v", len(p1.Records), err)
+	}
+	r.Unread(p1, from)
+	if !samePosition(r.Position(), from) {
+		t.Errorf("position after Unread %v, want %v", r.Position(), from)
+	}
+	calls := r.Stats().Calls
+	again, err := r.Next(testCtx(t))
+	if err != nil || r.Stats().Calls != calls || len(again.Records) != 20 || again.LastSequence != p1.LastSequence {
+		t.Fatalf("Next after Unread: %d records to %s, %d calls, %v; want the held page (to %s) without a call",
+			len(again.Records), again.LastSequence, r.Stats().Calls-calls, err, p1.LastSequence)
+	}
+	if !samePosition(r.Position(), p1.Position) {
+		t.Errorf("position %v, want %v", r.Position(), p1.Position)
+	}
+	p2, err := r.Next(testCtx(t))
+	if err != nil || len(p2.Records) != 10 || p2.Records[0].Sequence <= p1.LastSequence {
+		t.Errorf("page after the held one: %d records, %v; want the 10 after it", len(p2.Records), err)
 	}
 }

@@ -19,7 +19,9 @@
 // reader re-acquires expired iterators from that position (no record lost
 // or repeated), paces GetRecords to at most one call per MinInterval (the
 // service allows five per second per shard, shared by all consumers), and
-// backs off with full jitter on throttling and server errors.
+// backs off with full jitter on throttling and server errors. Unread gives
+// a page back to the reader: the next Next returns it without a call (the
+// Beam source does this with a page read while its restriction was split).
 //
 // # Writing
 //

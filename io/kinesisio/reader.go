@@ -169,6 +169,7 @@ type ShardReader struct {
 	iter   *string  // the current shard iterator; nil: get one from pos
 	closed bool     // the shard was read to its closed end
 	paged  bool     // a GetRecords call has returned (FirstLimit is spent)
+	held   *Page    // a page given back by Unread: the next Next returns it
 
 	lastCall time.Time // start of the last GetRecords call
 	stats    ReaderStats
@@ -215,6 +216,11 @@ func (r *ShardReader) Stats() ReaderStats { return r.stats }
 // On an error the position is unchanged: Next may be called again, or a
 // new reader started from Position.
 func (r *ShardReader) Next(ctx context.Context) (Page, error) {
+	if p := r.held; p != nil {
+		r.held = nil
+		r.pos, r.closed = p.Position, p.ShardClosed
+		return *p, nil
+	}
 	if r.closed {
 		return Page{ShardClosed: true, Position: r.pos}, nil
 	}
@@ -291,6 +297,16 @@ func (r *ShardReader) Next(ctx context.Context) (Page, error) {
 		}
 		return r.page(out), nil
 	}
+}
+
+// Unread gives back p, the page the last Next returned, which started at
+// from (Position before that Next): Position is from again, and the next
+// Next returns p without a call. A caller that read a page it may no
+// longer use (a Beam restriction split while the page was read) keeps the
+// page for whoever resumes at from, instead of reading it again.
+func (r *ShardReader) Unread(p Page, from Position) {
+	r.held = &p
+	r.pos, r.closed = from, false
 }
 
 func (r *ShardReader) page(out *kinesis.GetRecordsOutput) Page {
