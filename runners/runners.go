@@ -74,6 +74,7 @@ func Run(ctx context.Context, k Kind, p *beam.Pipeline) (beam.PipelineResult, er
 	}
 	runner := Name(k)
 	if runner == "prism" && *jobopts.Endpoint == "" {
+		atLeastTwoPs()
 		ep, err := embeddedPrism(ctx)
 		if err != nil {
 			return nil, err
@@ -89,6 +90,21 @@ func Run(ctx context.Context, k Kind, p *beam.Pipeline) (beam.PipelineResult, er
 	}
 	defaultWorkerBinary(runner)
 	return beam.Run(ctx, runner, p)
+}
+
+// atLeastTwoPs raises GOMAXPROCS to 2 where it is 1 (one CPU, or a
+// container limited to one CPU, which Go reads since 1.25). With one P,
+// embedded prism v2.77.0 stalled streaming jobs for good: in bench/stream,
+// six runs of seven with GOMAXPROCS=1 (the three with counters after every
+// record was written, every shard polling an idle stream), with eight
+// bundles (prism's limit) waiting for input its data stream did not send.
+// With GOMAXPROCS=2 on one CPU, none of three stalled, nor any of three
+// with GOMAXPROCS=1 in the environment once this raised it. A second P
+// costs a thread, not a CPU.
+func atLeastTwoPs() {
+	if goruntime.GOMAXPROCS(0) < 2 {
+		goruntime.GOMAXPROCS(2)
+	}
 }
 
 // InProcess says whether a job of kind k runs all its workers in this

@@ -39,6 +39,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -426,6 +427,15 @@ func watchdog(stall time.Duration) {
 		}
 		f, err := os.CreateTemp("", "fineo-bench-stream-stall-*.txt")
 		if err == nil {
+			// This process's counters twice, 5 s apart: whether the job
+			// still moves (and where), or nothing does.
+			before := metrics.Local()
+			time.Sleep(5 * time.Second)
+			fmt.Fprintf(f, "counters of this process:\n")
+			for _, k := range slices.Sorted(maps.Keys(metrics.Local())) {
+				fmt.Fprintf(f, "  %s %d (%+d in 5 s)\n", k, metrics.Local()[k], metrics.Local()[k]-before[k])
+			}
+			fmt.Fprintln(f)
 			pprof.Lookup("goroutine").WriteTo(f, 2)
 			f.Close()
 			fmt.Fprintf(os.Stderr, "bench/stream: no progress for %v; goroutine dump in %s\n", stall, f.Name())
@@ -705,6 +715,6 @@ func cpuUse(ms []cpuMeter, before, after []time.Duration, wall time.Duration, n 
 		total += d
 		parts = append(parts, fmt.Sprintf("%s %.0f", m.name, float64(d.Milliseconds())*1000/float64(n)))
 	}
-	return fmt.Sprintf("%s; together %.0f%% of the machine's %d cores", strings.Join(parts, ", "),
+	return fmt.Sprintf("%s; together %.0f%% of %d cores (the CPUs this process may use)", strings.Join(parts, ", "),
 		100*total.Seconds()/wall.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
 }
