@@ -113,18 +113,34 @@ func skipNumber(b []byte, i int) (int, error) {
 	return i, nil
 }
 
+// plainInString marks the bytes that stand for themselves inside a JSON
+// string: all but the quote, the backslash and control characters.
+var plainInString = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString validates the string starting at b[i] (a quote) and returns the
-// offset after its closing quote and whether it holds escapes.
+// offset after its closing quote and whether it holds escapes. Runs of
+// plain bytes cost one table lookup each; only the quote, escapes and
+// control characters take the slow path.
 func skipString(b []byte, i int) (int, bool, error) {
 	start := i
 	i++
 	escaped := false
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
+	for {
+		for i < len(b) && plainInString[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return start, false, errAt(start, "unterminated string")
+		}
+		switch b[i] {
+		case '"':
 			return i + 1, escaped, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
 			if i+1 >= len(b) {
 				return start, false, errAt(i, "unterminated escape")
@@ -140,13 +156,10 @@ func skipString(b []byte, i int) (int, bool, error) {
 			default:
 				return start, false, errAt(i, "invalid escape")
 			}
-		case c < 0x20:
+		default: // below 0x20
 			return start, false, errAt(i, "control character in string")
-		default:
-			i++
 		}
 	}
-	return start, false, errAt(start, "unterminated string")
 }
 
 func isHex4(h []byte) bool {
