@@ -2,6 +2,7 @@ package stage1
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/fineo-io/ingest/schema"
 )
@@ -26,12 +27,30 @@ type cmetric struct {
 	columns []schema.Field      // visible fields in declaration order: the lake's data columns
 }
 
+// rankFields sets each visible field's rank: its place among the names of
+// the metric's visible fields in ascending order, so an event's fields can
+// be put in name order without comparing names.
+func (cm *cmetric) rankFields() {
+	names := make([]string, len(cm.columns))
+	for i, c := range cm.columns {
+		names[i] = c.Name
+	}
+	slices.Sort(names)
+	for n, r := range cm.fields {
+		if !r.hidden {
+			r.rank, _ = slices.BinarySearch(names, r.name)
+			cm.fields[n] = r
+		}
+	}
+}
+
 type fieldRef struct {
 	name   string
 	typ    schema.FieldType
 	conv   *schema.Conversion // nil: value is taken as is
 	hidden bool
 	col    int // index of the field in cmetric.columns; -1 when hidden
+	rank   int // place of name among the metric's visible field names, ascending
 }
 
 func compile(tenants []*schema.Tenant) (*registry, error) {
@@ -93,6 +112,7 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 				cm.fields[n] = r
 			}
 		}
+		cm.rankFields()
 	}
 	return ct, nil
 }

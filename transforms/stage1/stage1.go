@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,9 @@ type Processor struct {
 	flds    []records.Field    // the current event's fields
 	unks    []records.RawField // and unknown fields
 	fsrc    []int              // index in members of the member that set flds[i]
+	rank    []int              // the rank of flds[i] (fieldRef.rank)
+	slot    []int              // by rank: the index in flds of the field of that rank, or -1
+	sorted  []records.Field    // flds in name order (swapped with flds per event)
 	from    map[string]int
 	members []member
 	items   [][]byte
@@ -293,7 +297,8 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		SchemaVersion: t.version, IngestTime: now.UnixMilli(), Source: src}
 	flds, unks := p.flds[:0], p.unks[:0]
 	fsrc := p.fsrc[:0] // index in obj of the member that set flds[i]
-	from := p.from     // canonical name → index in flds, for events of many fields
+	rank := p.rank[:0]
+	from := p.from // canonical name → index in flds, for events of many fields
 	useMap := len(obj) > linearFields
 	if useMap {
 		clear(from)
@@ -352,10 +357,12 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		}
 		flds = append(flds, records.Field{Name: f.name, Value: val})
 		fsrc = append(fsrc, i)
+		rank = append(rank, f.rank)
 	}
-	records.SortFields(flds)
+	p.fsrc, p.rank = fsrc, rank
+	flds = p.byName(flds, rank, len(m.columns))
 	unks = lastByName(unks)
-	p.flds, p.unks, p.fsrc = flds, unks, fsrc
+	p.flds, p.unks = flds, unks
 	if len(unks) > 0 {
 		p.Stats.WithUnknown++
 	}
@@ -366,6 +373,31 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 		return
 	}
 	out.Staged(keep(ev, flds, unks))
+}
+
+// byName returns flds (of distinct names, flds[i] of rank rank[i] among
+// n) in name order, as records.SortFields would: each field goes to the
+// slot of its rank, and the slots are read in order. The result is in
+// p.sorted, which swaps with p.flds, so both are reused.
+func (p *Processor) byName(flds []records.Field, rank []int, n int) []records.Field {
+	if len(flds) < 2 {
+		return flds
+	}
+	slot := slices.Grow(p.slot[:0], n)[:n]
+	for i := range slot {
+		slot[i] = -1
+	}
+	for i, r := range rank {
+		slot[r] = i
+	}
+	out := p.sorted[:0]
+	for _, i := range slot {
+		if i >= 0 {
+			out = append(out, flds[i])
+		}
+	}
+	p.slot, p.sorted = slot, flds[:0]
+	return out
 }
 
 // linearFields is the number of members up to which an event's fields are
