@@ -139,6 +139,13 @@ func (d *decoder) long() int64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.b) > 0 && d.b[0] < 0x80 {
+		// One byte (-64..63: most lengths, counts and indexes), unzigzagged
+		// here rather than through binary.Varint's loop.
+		u := d.b[0]
+		d.b = d.b[1:]
+		return int64(u>>1) ^ -int64(u&1)
+	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.err = errCorrupt

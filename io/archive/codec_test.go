@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -284,4 +285,32 @@ func BenchmarkCodec(b *testing.B) {
 			eventFromNative(n)
 		}
 	})
+}
+
+// TestDecoderLong: the decoder reads every zigzag varint as encoding/binary
+// writes it, around each byte-length boundary, and a truncated one as
+// corrupt.
+func TestDecoderLong(t *testing.T) {
+	var vals []int64
+	for _, b := range []int64{0, 63, 64, 8191, 8192, 1 << 20, 1 << 40, math.MaxInt64} {
+		vals = append(vals, b, b-1, -b, -b-1)
+	}
+	vals = append(vals, math.MinInt64)
+	var buf []byte
+	for _, v := range vals {
+		buf = binary.AppendVarint(buf, v)
+	}
+	d := &decoder{b: buf}
+	for _, want := range vals {
+		if got := d.long(); got != want || d.err != nil {
+			t.Fatalf("long() = %d, %v; want %d", got, d.err, want)
+		}
+	}
+	if len(d.b) != 0 {
+		t.Errorf("%d bytes left", len(d.b))
+	}
+	d = &decoder{b: binary.AppendVarint(nil, 1<<20)[:2]}
+	if d.long(); d.err == nil {
+		t.Error("a truncated varint decoded without error")
+	}
 }
