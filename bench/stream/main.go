@@ -252,8 +252,9 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	if err != nil {
 		return err
 	}
+	const dyn = 2 // cpus[dyn] is dynalite's
 	cpus := []cpuMeter{{"job (this process)", jobCPU}, {"kinesalite", kinCPU}, {"dynalite", dynCPU}}
-	cpu0, drainCPU0 := readCPU(cpus), dynCPU()
+	cpu0 := readCPU(cpus)
 	sm := startSampler(ctx, ddb, drainTable, base, n/every+2, 100*time.Millisecond)
 	for i := range n {
 		if sampled(i, n, every) {
@@ -261,8 +262,9 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 		}
 	}
 	drain := sm.wait()
-	drainCPU := perThousand(drainCPU0, dynCPU(), n)
-	cpuLine := cpuUse(cpus, cpu0, readCPU(cpus), time.Since(drainJob.start), n)
+	cpu1 := readCPU(cpus)
+	drainCPU := perThousand(cpu0[dyn], cpu1[dyn], n)
+	cpuLine := cpuUse(cpus, cpu0, cpu1, time.Since(drainJob.start), n)
 	drainSum, err := drainJob.wait()
 	if err != nil {
 		return err
@@ -431,9 +433,10 @@ func watchdog(stall time.Duration) {
 			// still moves (and where), or nothing does.
 			before := metrics.Local()
 			time.Sleep(5 * time.Second)
+			after := metrics.Local()
 			fmt.Fprintf(f, "counters of this process:\n")
-			for _, k := range slices.Sorted(maps.Keys(metrics.Local())) {
-				fmt.Fprintf(f, "  %s %d (%+d in 5 s)\n", k, metrics.Local()[k], metrics.Local()[k]-before[k])
+			for _, k := range slices.Sorted(maps.Keys(after)) {
+				fmt.Fprintf(f, "  %s %d (%+d in 5 s)\n", k, after[k], after[k]-before[k])
 			}
 			fmt.Fprintln(f)
 			pprof.Lookup("goroutine").WriteTo(f, 2)
@@ -682,7 +685,12 @@ func perThousand(before, after time.Duration, n int) string {
 	if before < 0 || after < 0 || n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (dynalite CPU %.0f ms per 1,000 items)", float64((after-before).Milliseconds())*1000/float64(n))
+	return fmt.Sprintf(" (dynalite CPU %.0f ms per 1,000 items)", msPerThousand(after-before, n))
+}
+
+// msPerThousand is d in milliseconds per 1,000 of n.
+func msPerThousand(d time.Duration, n int) float64 {
+	return float64(d.Milliseconds()) * 1000 / float64(n)
 }
 
 // cpuMeter names a process and reads the CPU time it has used (-1:
@@ -713,7 +721,7 @@ func cpuUse(ms []cpuMeter, before, after []time.Duration, wall time.Duration, n 
 		}
 		d := after[i] - before[i]
 		total += d
-		parts = append(parts, fmt.Sprintf("%s %.0f", m.name, float64(d.Milliseconds())*1000/float64(n)))
+		parts = append(parts, fmt.Sprintf("%s %.0f", m.name, msPerThousand(d, n)))
 	}
 	return fmt.Sprintf("%s; together %.0f%% of %d cores (the CPUs this process may use)", strings.Join(parts, ", "),
 		100*total.Seconds()/wall.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())

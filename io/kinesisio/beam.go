@@ -718,13 +718,7 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 	)
 	r := f.takeReader(w.Shard, rest.position(), poll)
 	deadline := time.Now().Add(maxReadTime)
-	for first := true; ; first = false {
-		if !first && rt.IsDone() {
-			// Split while the last page was processed downstream: the
-			// residual resumes at the reader's position, with its reader.
-			f.keepReader(r)
-			return sdf.StopProcessing(), nil
-		}
+	for {
 		before := r.Stats()
 		from := r.Position()
 		page, err := r.Next(ctx)
@@ -788,6 +782,11 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 			}
 			f.keepReader(r)
 			return sdf.ResumeProcessingIn(poll), nil
+		case rt.IsDone():
+			// Split while the page was processed downstream: the residual
+			// resumes at the reader's position, with its reader.
+			f.keepReader(r)
+			return sdf.StopProcessing(), nil
 		case time.Now().After(deadline):
 			f.keepReader(r)
 			return sdf.ResumeProcessingIn(0), nil
