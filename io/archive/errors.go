@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bufio"
-	"compress/gzip"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
+	gzip "github.com/klauspost/compress/gzip"
 
 	"github.com/fineo-io/ingest/records"
 )

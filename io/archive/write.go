@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
+	gzip "github.com/klauspost/compress/gzip"
 
 	"github.com/fineo-io/ingest/internal/workpool"
 	"github.com/fineo-io/ingest/io/blob"

@@ -3,7 +3,6 @@ package dynamodbio
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	gzip "github.com/klauspost/compress/gzip"
 
 	"github.com/fineo-io/ingest/io/blob"
 )

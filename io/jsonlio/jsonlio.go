@@ -10,7 +10,6 @@ package jsonlio
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	gzip "github.com/klauspost/compress/gzip"
 
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/blob"
