@@ -205,11 +205,11 @@ func (d *decoder) event() (*records.Event, error) {
 		MetricAlias: d.string(),
 		Timestamp:   d.long(),
 	}
-	d.fieldsMap(func(k string, v any) {
+	d.fieldsMap(func(k string, v records.Value) {
 		if ev.Fields == nil {
 			ev.Fields = make(map[string]any, 8)
 		}
-		ev.Fields[k] = v
+		ev.Fields[k] = v.Any()
 	})
 	d.unknownMap(func(k, raw string) {
 		if ev.Unknown == nil {
@@ -243,12 +243,13 @@ func (d *decoder) str(b []byte) string {
 
 // fieldsMap reads the "fields" map at the front of d.b and calls fn with
 // each entry in the order written (sorted by name), or only skips over
-// the map when fn is nil.
-func (d *decoder) fieldsMap(fn func(name string, v any)) {
+// the map when fn is nil. Values come typed, not boxed: a boxed value per
+// field was an allocation per cell of a batch's lake.
+func (d *decoder) fieldsMap(fn func(name string, v records.Value)) {
 	for n := d.mapBlock(); n > 0 && d.err == nil; n = d.mapBlock() {
 		for ; n > 0 && d.err == nil; n-- {
 			k := d.bytes()
-			var v any
+			var v records.Value
 			switch d.long() {
 			case uNull:
 			case uBoolean:
@@ -256,28 +257,27 @@ func (d *decoder) fieldsMap(fn func(name string, v any)) {
 					d.err = errCorrupt
 					return
 				}
-				v = d.b[0] != 0
+				v.Kind = records.BoolValue
+				if d.b[0] != 0 {
+					v.Int = 1
+				}
 				d.b = d.b[1:]
 			case uLong:
-				if x := d.long(); fn != nil {
-					v = x
-				}
+				v = records.Value{Kind: records.LongValue, Int: d.long()}
 			case uDouble:
 				if len(d.b) < 8 {
 					d.err = errCorrupt
 					return
 				}
-				if fn != nil {
-					v = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-				}
+				v = records.Value{Kind: records.DoubleValue, Float: math.Float64frombits(binary.LittleEndian.Uint64(d.b))}
 				d.b = d.b[8:]
 			case uString:
 				if x := d.bytes(); fn != nil {
-					v = d.str(x)
+					v = records.Value{Kind: records.StringValue, Str: d.str(x)}
 				}
 			case uBytes:
 				if x := d.bytes(); fn != nil {
-					v = bytes.Clone(x)
+					v = records.Value{Kind: records.BytesValue, Bytes: bytes.Clone(x)}
 				}
 			default:
 				d.err = errCorrupt
@@ -331,10 +331,10 @@ func StagedOf(ev *records.Event) Staged {
 		IngestTime: ev.IngestTime, Source: ev.Source, ev: ev}
 }
 
-// staged reads one record's head from the front of a frozen d.b.
-func (d *decoder) staged() (*Staged, error) {
+// staged reads one record's head from the front of a frozen d.b into s.
+func (d *decoder) staged(s *Staged) error {
 	rec := d.b
-	s := &Staged{ID: d.string(), Tenant: d.string(), Metric: d.string()}
+	*s = Staged{ID: d.string(), Tenant: d.string(), Metric: d.string()}
 	d.bytes() // metric alias
 	s.Timestamp = d.long()
 	f := d.b
@@ -347,10 +347,10 @@ func (d *decoder) staged() (*Staged, error) {
 	s.IngestTime = d.long()
 	d.source(&s.Source)
 	if d.err != nil {
-		return nil, d.err
+		return d.err
 	}
 	s.rec = rec[:len(rec)-len(d.b)]
-	return s, nil
+	return nil
 }
 
 // Event decodes the whole event.
@@ -365,8 +365,19 @@ func (s *Staged) Event() (*records.Event, error) {
 // EachField calls fn with each typed field: in name order, or in map order
 // for a record of a file that the generic reader read.
 func (s *Staged) EachField(fn func(name string, v any)) error {
+	return s.EachValue(func(name string, v records.Value) { fn(name, v.Any()) })
+}
+
+// EachValue is EachField with each value typed instead of boxed. A string
+// value is a view into the record's block: it is valid as long as the
+// Staged record is.
+func (s *Staged) EachValue(fn func(name string, v records.Value)) error {
 	if s.ev != nil {
-		for k, v := range s.ev.Fields {
+		for k, x := range s.ev.Fields {
+			v, ok := records.ValueOf(x)
+			if !ok {
+				return fmt.Errorf("archive: field %q holds a %T", k, x)
+			}
 			fn(k, v)
 		}
 		return nil
@@ -389,15 +400,23 @@ func (s *Staged) EachUnknown(fn func(name, raw string)) error {
 	return d.err
 }
 
+// stagedSlab is how many Staged records ReadStagedHeads allocates at once.
+const stagedSlab = 64
+
 // ReadStagedHeads reads a whole staged Avro container file held in memory
 // as Staged records (see ReadStagedFile): with the direct decoder when the
 // file's schema is StagedSchema, through goavro's generic reader otherwise.
 func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
+	var slab []Staged // records are allocated stagedSlab at a time, not one by one
 	direct, err := readOCF(data, StagedSchema, true, func(count int64, block []byte) error {
 		d := decoder{b: block, frozen: true} // the block is its own: no copy
 		for i := int64(0); i < count; i++ {
-			s, err := d.staged()
-			if err != nil {
+			if len(slab) == 0 {
+				slab = make([]Staged, stagedSlab)
+			}
+			s := &slab[0]
+			slab = slab[1:]
+			if err := d.staged(s); err != nil {
 				return fmt.Errorf("archive: staged record %d of block: %w", i, err)
 			}
 			if err := fn(s); err != nil {

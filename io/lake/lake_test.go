@@ -16,8 +16,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
+	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/fineo-io/ingest/internal/testenv"
+	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
 
@@ -534,7 +537,7 @@ func TestZstdCodec(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newZstdCodec(workers)
+	c := newZstdCodec(workers, pqzstd.DefaultLevel)
 	got := make([][]byte, len(pages))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -564,6 +567,77 @@ func TestZstdCodec(t *testing.T) {
 		}
 		if back, err := c.Decode(nil, got[i]); err != nil || !bytes.Equal(back, p) {
 			t.Fatalf("page %d does not decode back: %v", i, err)
+		}
+	}
+}
+
+// TestWriterRejectsBadRow: a row the Writer refuses is not added, and the
+// rows around it are written whole, across row groups.
+func TestWriterRejectsBadRow(t *testing.T) {
+	cols := []Column{{"temperature", schema.Double}, {"station", schema.String}}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, cols, Options{RowGroupRows: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func(i int) []records.Value {
+		return []records.Value{{Kind: records.DoubleValue, Float: float64(i)}, {Kind: records.StringValue, Str: fmt.Sprint("s", i)}}
+	}
+	bad := []struct {
+		name   string
+		id     string
+		values []records.Value
+	}{
+		{"wrong kind", "x", []records.Value{{Kind: records.StringValue, Str: "21.5"}, {}}},
+		{"too few values", "x", []records.Value{{}}},
+		{"invalid UTF-8 string", "x", []records.Value{{}, {Kind: records.StringValue, Str: "\xff"}}},
+		{"invalid UTF-8 id", "\xfe", good(0)},
+	}
+	var want []Row
+	for i := range 5 {
+		for _, b := range bad {
+			if err := w.Append(b.id, 1, b.values, ""); err == nil {
+				t.Fatalf("Append with %s: no error", b.name)
+			}
+		}
+		id := fmt.Sprint("e", i)
+		if err := w.Append(id, int64(i), good(i), ""); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, Row{EventID: id, Timestamp: int64(i), Values: []any{float64(i), fmt.Sprint("s", i)}})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Rows() != 5 {
+		t.Errorf("Rows() = %d, want 5", w.Rows())
+	}
+	_, got, err := ReadParquet(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back %#v\nwant %#v", got, want)
+	}
+}
+
+// TestColumnCodecs: every column chunk says ZSTD (the event id's own,
+// faster encoder writes standard frames), or SNAPPY when asked for.
+func TestColumnCodecs(t *testing.T) {
+	rows := []Row{{EventID: "e1", Timestamp: 1, Values: []any{1.5, "a", nil, nil, nil, nil}}}
+	for _, tc := range []struct {
+		compression string
+		want        format.CompressionCodec
+	}{{"", format.Zstd}, {"zstd", format.Zstd}, {"snappy", format.Snappy}} {
+		_, _, data := roundTrip(t, allCols, rows, Options{Compression: tc.compression})
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range f.Metadata().RowGroups[0].Columns {
+			if c.MetaData.Codec != tc.want {
+				t.Errorf("compression %q: column %v has codec %v, want %v", tc.compression, c.MetaData.PathInSchema, c.MetaData.Codec, tc.want)
+			}
 		}
 	}
 }

@@ -11,11 +11,14 @@ package lakebuild
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -231,12 +234,11 @@ func (o observer) FailedCast(tenant, metric, field, declared, raw string, ts int
 }
 
 func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs observer) (Manifest, int64, error) {
-	sort.Slice(g.events, func(i, j int) bool {
-		a, b := g.events[i], g.events[j]
-		if a.Timestamp != b.Timestamp {
-			return a.Timestamp < b.Timestamp
+	slices.SortFunc(g.events, func(a, b *archive.Staged) int {
+		if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
+			return c
 		}
-		return a.ID < b.ID
+		return strings.Compare(a.ID, b.ID)
 	})
 	cols := make([]lake.Column, len(g.columns))
 	names := make([]string, len(g.columns))
@@ -244,24 +246,32 @@ func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs obse
 		cols[i] = lake.Column{Name: f.Name, Type: f.Type}
 		names[i] = f.Name
 	}
-	rows := make([]lake.Row, 0, len(g.events))
-	for _, ev := range g.events {
-		values, unknown, _, err := cfg.Binder.BindStaged(ev, obs)
-		if err != nil {
-			return Manifest{}, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
-		}
-		rows = append(rows, lake.Row{EventID: ev.ID, Timestamp: ev.Timestamp, Values: values, UnknownJSON: unknown})
-	}
 	dir := PartitionDir(g.tenant, g.metric, day.Date)
 	m := Manifest{
 		Tenant: g.tenant, Metric: g.metric, Date: day.Date, Run: cfg.Run, Created: time.Now().UTC(),
-		SchemaVersion: cfg.Binder.Version(g.tenant), Rows: int64(len(rows)), Inputs: day.Files, Columns: names,
+		SchemaVersion: cfg.Binder.Version(g.tenant), Rows: int64(len(g.events)), Inputs: day.Files, Columns: names,
 	}
+	// Each record is bound straight into the Parquet writer's columns.
+	values := make([]records.Value, len(cols))
 	var buf bytes.Buffer
-	for i := 0; i*MaxRowsPerFile < len(rows) || i == 0; i++ {
-		part := rows[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(rows))]
+	for i := 0; i*MaxRowsPerFile < len(g.events) || i == 0; i++ {
+		part := g.events[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(g.events))]
 		buf.Reset()
-		if err := lake.WriteParquet(&buf, cols, part, cfg.Parquet); err != nil {
+		pw, err := lake.NewWriter(&buf, cols, cfg.Parquet)
+		if err != nil {
+			return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+		}
+		pw.Grow(len(part))
+		for _, ev := range part {
+			unknown, _, err := cfg.Binder.BindValues(ev, obs, values)
+			if err != nil {
+				return m, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
+			}
+			if err := pw.Append(ev.ID, ev.Timestamp, values, unknown); err != nil {
+				return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+			}
+		}
+		if err := pw.Close(); err != nil {
 			return m, 0, fmt.Errorf("lake %s: %w", dir, err)
 		}
 		name := PartName(i, ".parquet")

@@ -116,6 +116,29 @@ func TestBinder(t *testing.T) {
 			}
 		})
 	}
+	t.Run("BindValues wants one value per column", func(t *testing.T) {
+		ev := records.Event{Tenant: "harbor", Metric: "weather", Timestamp: 1}
+		st := stagedFromArchive(t, &ev)
+		_, cols, _ := b.Table("harbor", "weather")
+		if len(cols) == 0 {
+			t.Fatal("harbor/weather has no columns")
+		}
+		if _, _, err := b.BindValues(st, nil, make([]records.Value, len(cols)+1)); err == nil {
+			t.Error("BindValues with a value too many: no error")
+		}
+		vs := make([]records.Value, len(cols))
+		for i := range vs {
+			vs[i] = records.Value{Kind: records.LongValue, Int: 7} // left over from a previous row
+		}
+		if _, ok, err := b.BindValues(st, nil, vs); err != nil || !ok {
+			t.Fatalf("BindValues = %v, %v", ok, err)
+		}
+		for i, v := range vs {
+			if v.Kind != records.NullValue {
+				t.Errorf("column %d of an event without fields = %#v, want null", i, v)
+			}
+		}
+	})
 	t.Run("not in current schemas", func(t *testing.T) {
 		if _, _, ok := b.Bind(&records.Event{Tenant: "harbor", Metric: "rain"}, nil); ok {
 			t.Error("unknown metric bound")

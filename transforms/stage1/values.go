@@ -127,7 +127,7 @@ func epochMillis(s string) (int64, error) {
 	return int64(math.Floor(f)), nil
 }
 
-// castValue converts a raw JSON value to the field's declared type, applying
+// castFlat converts a raw JSON value to the field's declared type, applying
 // the alias's conversion. ok is false when the value cannot be cast; the
 // caller then keeps the raw text in unknown_fields.
 //
@@ -143,17 +143,10 @@ func epochMillis(s string) (int64, error) {
 //
 // A conversion (value*scale + offset) applies to long and double fields; a
 // long result is rounded to the nearest integer.
-func castValue(raw []byte, f fieldRef) (any, bool) {
-	v, ok := castFlat(raw, f)
-	if v.Kind == records.StringValue {
-		v.Str = strings.Clone(v.Str) // not a view into raw
-	}
-	return v.Any(), ok
-}
-
-// castFlat is castValue without boxing. A string value may be a view into
-// raw: the caller must copy it before raw changes (stage 1 encodes it
-// first; see Processor.keep).
+//
+// The value is not boxed, and a string value may be a view into raw: the
+// caller must copy it before raw changes (stage 1 encodes it first; see
+// Processor.keep).
 func castFlat(raw []byte, f fieldRef) (records.Value, bool) {
 	if len(raw) == 0 {
 		return records.Value{}, false
