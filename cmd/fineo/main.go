@@ -88,6 +88,7 @@ func main() {
 }
 
 func run(args []string) int {
+	tuneGC()
 	// A runner re-executes this binary as its SDK worker with only flags
 	// (--worker=true ...): hand those straight to Beam, which never returns.
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {

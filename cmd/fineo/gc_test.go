@@ -1,0 +1,74 @@
+package main
+
+import (
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+func TestParseCgroupLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"2147483648\n", 2 << 30},
+		{"max\n", 0},
+		{"9223372036854771712\n", 0}, // cgroup v1: no limit
+		{"", 0},
+		{"-1", 0},
+		{"junk", 0},
+	} {
+		if got := parseCgroupLimit(tc.in); got != tc.want {
+			t.Errorf("parseCgroupLimit(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseMemTotal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"MemTotal:       24683656 kB\nMemFree: 1 kB\n", 24683656 * 1024},
+		{"MemFree: 1 kB\nMemTotal: 2048 kB\n", 2048 * 1024},
+		{"MemFree: 1 kB\n", 0},
+		{"MemTotal: x kB\n", 0},
+	} {
+		if got := parseMemTotal(strings.NewReader(tc.in)); got != tc.want {
+			t.Errorf("parseMemTotal(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestTuneGC: fineo's GOGC and memory limit apply unless the environment
+// sets its own.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(1 << 62)
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("GC percent %d, want %d", got, defaultGCPercent)
+	}
+	if m := availableMemory(); m > 0 {
+		if got := debug.SetMemoryLimit(-1); got != m/2 {
+			t.Errorf("memory limit %d, want %d (half of %d)", got, m/2, m)
+		}
+	}
+
+	t.Setenv("GOGC", "150")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	debug.SetGCPercent(150)
+	debug.SetMemoryLimit(1 << 30)
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != 150 {
+		t.Errorf("GC percent %d with GOGC=150 set", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Errorf("memory limit %d with GOMEMLIMIT=1GiB set", got)
+	}
+}
