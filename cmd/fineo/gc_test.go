@@ -40,8 +40,8 @@ func TestParseMemTotal(t *testing.T) {
 	}
 }
 
-// TestTuneGC: fineo's GOGC and memory limit apply unless the environment
-// sets its own.
+// TestTuneGC: fineo batch's GOGC and memory limit apply unless the
+// environment sets its own; other commands keep Go's.
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
@@ -50,9 +50,16 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(1 << 62)
-	tuneGC()
-	if got := debug.SetGCPercent(100); got != defaultGCPercent {
-		t.Errorf("GC percent %d, want %d", got, defaultGCPercent)
+	tuneGC("ingest")
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d after tuneGC(ingest), want Go's 100", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<62 {
+		t.Errorf("memory limit %d after tuneGC(ingest)", got)
+	}
+	tuneGC("batch")
+	if got := debug.SetGCPercent(100); got != batchGCPercent {
+		t.Errorf("GC percent %d, want %d", got, batchGCPercent)
 	}
 	if m := availableMemory(); m > 0 {
 		if got := debug.SetMemoryLimit(-1); got != m/2 {
@@ -64,7 +71,7 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	debug.SetGCPercent(150)
 	debug.SetMemoryLimit(1 << 30)
-	tuneGC()
+	tuneGC("batch")
 	if got := debug.SetGCPercent(100); got != 150 {
 		t.Errorf("GC percent %d with GOGC=150 set", got)
 	}

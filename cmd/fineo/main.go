@@ -88,7 +88,6 @@ func main() {
 }
 
 func run(args []string) int {
-	tuneGC()
 	// A runner re-executes this binary as its SDK worker with only flags
 	// (--worker=true ...): hand those straight to Beam, which never returns.
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -104,6 +103,7 @@ func run(args []string) int {
 	defer stop()
 
 	cmd, rest := args[0], args[1:]
+	tuneGC(cmd)
 	var err error
 	switch cmd {
 	case "ingest":
