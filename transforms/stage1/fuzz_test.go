@@ -2,6 +2,7 @@ package stage1
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 var fuzzMaxMillis = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // FuzzProcess feeds arbitrary records to Process, as envelopes and as bare
-// records, and checks that every event has exactly one outcome.
+// records, and checks that every event has exactly one outcome, and the
+// same outcome as when each event is walked again after the envelope.
 func FuzzProcess(f *testing.F) {
 	for _, s := range []string{
 		`{"tenant":"harbor","event":{"metrictype":"weather","ts":1262304000,"temp_c":1,"old":2,"x":{"y":[1]}}}`,
@@ -29,12 +31,14 @@ func FuzzProcess(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	procs := map[string]*Processor{}
+	procs, rescans := map[string]*Processor{}, map[string]*Processor{}
 	type encPair struct{ kept, enc *Processor }
 	encs := map[string]encPair{}
 	tenants := []*schema.Tenant{harborSchema(), acmeSchema()}
 	for _, bare := range []string{"", "harbor"} {
 		procs[bare] = newProc(f, Options{MaxRecordBytes: 4096, BareTenant: bare})
+		rescans[bare] = newProc(f, Options{MaxRecordBytes: 4096, BareTenant: bare})
+		rescans[bare].rescan = true
 		encs[bare] = encPair{newProc(f, Options{MaxRecordBytes: 4096, BareTenant: bare}), newProc(f, Options{MaxRecordBytes: 4096, BareTenant: bare})}
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -57,6 +61,11 @@ func FuzzProcess(f *testing.F) {
 				t.Fatalf("bare=%q: stats delta %+v", bare, d)
 			}
 			checkConservation(t, d, c)
+			c2 := &collector{}
+			rescans[bare].Process(raw, records.Lineage{File: "fuzz", Line: 1}, c2)
+			if !reflect.DeepEqual(c, c2) {
+				t.Fatalf("bare=%q: events scanned once:\n%+v\nscanned again:\n%+v", bare, c, c2)
+			}
 			want := bare
 			if bare == "" {
 				var env struct {

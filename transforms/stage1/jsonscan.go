@@ -182,6 +182,17 @@ type member struct {
 // walkObject validates the object starting at b[i] ('{'), calling fn for
 // each member when fn is not nil, and returns the offset after it.
 func walkObject(b []byte, i int, fn func(member)) (int, error) {
+	return walkObjectWith(b, i, fn, nil)
+}
+
+// valueWalker validates the value starting at b[i] as skipValue does and
+// returns the offset after it; a caller's own walks value the object's
+// members (key, escaped) that it wants to look inside on the way.
+type valueWalker func(key []byte, escaped bool, b []byte, i int) (int, error)
+
+// walkObjectWith is walkObject with each member's value walked by value
+// (nil: skipValue).
+func walkObjectWith(b []byte, i int, fn func(member), value valueWalker) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -201,7 +212,12 @@ func walkObject(b []byte, i int, fn func(member)) (int, error) {
 		}
 		i = skipSpace(b, i+1)
 		vstart := i
-		if i, err = skipValue(b, i); err != nil {
+		if value != nil {
+			i, err = value(key, esc, b, i)
+		} else {
+			i, err = skipValue(b, i)
+		}
+		if err != nil {
 			return i, err
 		}
 		if fn != nil {
@@ -225,13 +241,18 @@ func walkObject(b []byte, i int, fn func(member)) (int, error) {
 // walkArray validates the array starting at b[i] ('['), calling fn for each
 // element when fn is not nil, and returns the offset after it.
 func walkArray(b []byte, i int, fn func([]byte)) (int, error) {
+	return walkArrayWith(b, i, fn, skipValue)
+}
+
+// walkArrayWith is walkArray with each element walked by value.
+func walkArrayWith(b []byte, i int, fn func([]byte), value func(b []byte, i int) (int, error)) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
 	for {
 		start := i
-		end, err := skipValue(b, i)
+		end, err := value(b, i)
 		if err != nil {
 			return end, err
 		}
@@ -255,11 +276,17 @@ func walkArray(b []byte, i int, fn func([]byte)) (int, error) {
 
 // scanObject walks b, which must hold exactly one JSON object, member by member.
 func scanObject(b []byte, fn func(member)) error {
+	return scanObjectWith(b, fn, nil)
+}
+
+// scanObjectWith is scanObject with its members' values walked by value
+// (see walkObjectWith).
+func scanObjectWith(b []byte, fn func(member), value valueWalker) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errAt(i, "not an object")
 	}
-	end, err := walkObject(b, i, fn)
+	end, err := walkObjectWith(b, i, fn, value)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,71 @@ type Processor struct {
 	from    map[string]int
 	members []member
 	items   [][]byte
+	scan    eventScan // what the envelope walk collected of the record's events
+	rescan  bool      // tests: walk each event again, as before eventScan
+}
+
+// eventScan is what the walk over an envelope collected of its events:
+// each event object's members, so that resolving an event does not walk it
+// again. Stage 1 used to walk every event of an "events" array three
+// times (validating the envelope, splitting the array, resolving the
+// event); now it is walked once, with the same validation.
+type eventScan struct {
+	members     []member       // every collected member, back to back
+	event       scannedEvent   // the last "event" value
+	events      []scannedEvent // the elements of the last "events" value
+	eventsArray bool           // the last "events" value was an array
+}
+
+// scannedEvent is one event value of an envelope: when it is an object,
+// its members are eventScan.members[lo:hi].
+type scannedEvent struct {
+	raw    []byte
+	object bool
+	lo, hi int
+}
+
+func (sc *eventScan) reset() {
+	sc.members, sc.events = sc.members[:0], sc.events[:0]
+	sc.event, sc.eventsArray = scannedEvent{}, false
+}
+
+// walk is the envelope's valueWalker: it walks the values of "event" and
+// "events", collecting event members; other values are skipped.
+func (sc *eventScan) walk(key []byte, escaped bool, b []byte, i int) (int, error) {
+	m := member{key: key, escaped: escaped}
+	switch {
+	case m.is("event"):
+		sc.event = scannedEvent{}
+		return sc.element(b, i, &sc.event)
+	case m.is("events"):
+		sc.events, sc.eventsArray = sc.events[:0], false
+		if i < len(b) && b[i] == '[' {
+			sc.eventsArray = true
+			return walkArrayWith(b, i, nil, func(b []byte, i int) (int, error) {
+				sc.events = append(sc.events, scannedEvent{})
+				return sc.element(b, i, &sc.events[len(sc.events)-1])
+			})
+		}
+	}
+	return skipValue(b, i)
+}
+
+// element walks the value at b[i] into e.
+func (sc *eventScan) element(b []byte, i int, e *scannedEvent) (int, error) {
+	if i >= len(b) || b[i] != '{' {
+		end, err := skipValue(b, i)
+		if err == nil {
+			e.raw = b[i:end]
+		}
+		return end, err
+	}
+	lo := len(sc.members)
+	end, err := walkObject(b, i, func(m member) { sc.members = append(sc.members, m) })
+	if err == nil {
+		*e = scannedEvent{raw: b[i:end], object: true, lo: lo, hi: len(sc.members)}
+	}
+	return end, err
 }
 
 // NewProcessor compiles the tenants' current schemas.
@@ -169,7 +234,8 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		return
 	}
 	var env envelope
-	err := scanObject(raw, func(m member) {
+	p.scan.reset()
+	err := scanObjectWith(raw, func(m member) {
 		// Last one wins for a repeated key, as with encoding/json.
 		switch {
 		case m.is("tenant"):
@@ -179,7 +245,7 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		case m.is("events"):
 			env.Events = m.val
 		}
-	})
+	}, p.scan.walk)
 	if err != nil {
 		if jsonKind(raw) != "object" && validValue(raw) {
 			fail(records.BadEnvelope, "", raw, src, "record is a JSON %s, not an envelope object {\"tenant\":..., \"event\"|\"events\":...}", jsonKind(raw))
@@ -207,15 +273,13 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		// sits one level higher, so check its own nesting — unless the
 		// record is shallow enough that the event, inside the envelope,
 		// cannot be too deep (the common case: no second scan).
-		if rawDepth <= p.opts.MaxDepth+1 {
-			p.event(t, env.Event, src, now, out, records.BadEnvelope)
-			return
+		if rawDepth > p.opts.MaxDepth+1 {
+			if d := depth(env.Event, p.opts.MaxDepth); d > p.opts.MaxDepth {
+				fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
+				return
+			}
 		}
-		if d := depth(env.Event, p.opts.MaxDepth); d > p.opts.MaxDepth {
-			fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
-			return
-		}
-		p.event(t, env.Event, src, now, out, records.BadEnvelope)
+		p.scanned(t, p.scan.event, src, now, out, records.BadEnvelope)
 	case hasEvents:
 		p.events(t, env.Events, raw, src, now, out)
 	default:
@@ -224,6 +288,16 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 }
 
 func (p *Processor) events(t *ctenant, arr, raw []byte, src records.Lineage, now time.Time, out Output) {
+	if p.scan.eventsArray && !p.rescan {
+		if evs := p.scan.events; len(evs) > 0 {
+			for i, e := range evs {
+				s := src
+				s.Index = i
+				p.scanned(t, e, s, now, out, records.BadEvent)
+			}
+			return
+		}
+	}
 	items := p.items[:0]
 	err := scanArray(arr, func(v []byte) { items = append(items, v) })
 	p.items = items[:0]
@@ -242,6 +316,16 @@ func (p *Processor) events(t *ctenant, arr, raw []byte, src records.Lineage, now
 		s.Index = i
 		p.event(t, item, s, now, out, records.BadEvent)
 	}
+}
+
+// scanned resolves an event the envelope walk collected.
+func (p *Processor) scanned(t *ctenant, e scannedEvent, src records.Lineage, now time.Time, out Output, notObject records.Kind) {
+	if !e.object || p.rescan {
+		p.event(t, e.raw, src, now, out, notObject)
+		return
+	}
+	p.Stats.Events++
+	p.resolve(t, e.raw, p.scan.members[e.lo:e.hi], src, now, out)
 }
 
 // event resolves one event object. notObject is the kind used when the
@@ -266,6 +350,15 @@ func (p *Processor) event(t *ctenant, raw []byte, src records.Lineage, now time.
 	if err != nil {
 		fail(records.MalformedJSON, "malformed event: %s", shortErr(err))
 		return
+	}
+	p.resolve(t, raw, obj, src, now, out)
+}
+
+// resolve is event for an object whose members obj are scanned.
+func (p *Processor) resolve(t *ctenant, raw []byte, obj []member, src records.Lineage, now time.Time, out Output) {
+	fail := func(k records.Kind, format string, args ...any) {
+		p.Stats.Errors++
+		out.Error(newError(k, t.name, raw, src, now, fmt.Sprintf(format, args...)))
 	}
 	metricKey, metricRaw := lastKey(obj, t.metricKeys)
 	if metricKey == "" {

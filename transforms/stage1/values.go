@@ -158,6 +158,13 @@ func castFlat(raw []byte, f fieldRef) (records.Value, bool) {
 	case schema.Boolean:
 		return castBool(raw)
 	case schema.Long:
+		if f.conv == nil && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+			// A JSON integer, the common case: parsed once, exactly (up
+			// to the int64 limits) — not as a float first.
+			if i, err := strconv.ParseInt(view(raw), 10, 64); err == nil {
+				return records.Value{Kind: records.LongValue, Int: i}, true
+			}
+		}
 		v, ok := castNumber(raw)
 		if !ok {
 			return records.Value{}, false
