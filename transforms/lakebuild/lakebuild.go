@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -234,12 +235,7 @@ func (o observer) FailedCast(tenant, metric, field, declared, raw string, ts int
 }
 
 func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs observer) (Manifest, int64, error) {
-	slices.SortFunc(g.events, func(a, b *archive.Staged) int {
-		if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortEvents(g.events)
 	cols := make([]lake.Column, len(g.columns))
 	names := make([]string, len(g.columns))
 	for i, f := range g.columns {
@@ -311,6 +307,38 @@ func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs obse
 		items = int64(len(its))
 	}
 	return m, items, nil
+}
+
+// sortKey is an event's place in its partition: by time, then id. The id's
+// first 8 bytes as a number decide almost every tie without reading the
+// record: many events share a time (flights by the minute), and comparing
+// their ids through the records' pointers was 5% of a batch.
+type sortKey struct {
+	ts     int64
+	prefix uint64
+	ev     *archive.Staged
+}
+
+// sortEvents sorts events by time, then id.
+func sortEvents(events []*archive.Staged) {
+	keys := make([]sortKey, len(events))
+	for i, ev := range events {
+		var p [8]byte
+		copy(p[:], ev.ID)
+		keys[i] = sortKey{ev.Timestamp, binary.BigEndian.Uint64(p[:]), ev}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := cmp.Compare(a.ts, b.ts); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.prefix, b.prefix); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ev.ID, b.ev.ID)
+	})
+	for i := range keys {
+		events[i] = keys[i].ev
+	}
 }
 
 // put writes one file whole, with a few retries.
