@@ -138,7 +138,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 	}
 	// Typed values first, by their ingest-time canonical name.
 	err = st.EachValue(func(name string, v records.Value) {
-		f, known := m.fields[name]
+		f, known := m.lookup(name)
 		if known && f.hidden {
 			return
 		}
@@ -185,7 +185,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 	}
 	for _, u := range untyped {
 		name, raw := u.name, u.raw
-		f, known := m.fields[name]
+		f, known := m.lookup(name)
 		if known && f.hidden {
 			continue
 		}

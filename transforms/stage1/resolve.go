@@ -25,6 +25,55 @@ type cmetric struct {
 	name    string
 	fields  map[string]fieldRef // device name (canonical, alias or conversion key) → field
 	columns []schema.Field      // visible fields in declaration order: the lake's data columns
+	byLen   [][]namedField      // fields' entries by the length of the name (see lookup); nil: a crowded length
+}
+
+type namedField struct {
+	name string
+	ref  fieldRef
+}
+
+// Limits of cmetric.byLen: names up to byLenMax-1 bytes, and at most
+// byLenCrowd names of one length (more are looked up in the map).
+const (
+	byLenMax   = 64
+	byLenCrowd = 6
+)
+
+// lookup returns the field a device name stands for. A metric has a
+// handful of names of each length: finding the name among those of its
+// length is several times faster than hashing it, and the map lookups
+// were 5% of stage 1's CPU and 8% of a batch's.
+func (cm *cmetric) lookup(name string) (fieldRef, bool) {
+	if n := len(name); n < len(cm.byLen) && cm.byLen[n] != nil {
+		for i := range cm.byLen[n] {
+			if e := &cm.byLen[n][i]; e.name == name {
+				return e.ref, true
+			}
+		}
+		return fieldRef{}, false
+	}
+	f, ok := cm.fields[name]
+	return f, ok
+}
+
+// indexByLen builds byLen from fields.
+func (cm *cmetric) indexByLen() {
+	cm.byLen = make([][]namedField, byLenMax)
+	empty := make([]namedField, 0) // a length without names: found at once, not in the map
+	for n := range cm.byLen {
+		cm.byLen[n] = empty
+	}
+	for name, ref := range cm.fields {
+		if n := len(name); n < byLenMax {
+			cm.byLen[n] = append(cm.byLen[n], namedField{name, ref})
+		}
+	}
+	for n, b := range cm.byLen {
+		if len(b) > byLenCrowd {
+			cm.byLen[n] = nil
+		}
+	}
 }
 
 // rankFields sets each visible field's rank: its place among the names of
@@ -113,6 +162,7 @@ func compileTenant(t *schema.Tenant) (*ctenant, error) {
 			}
 		}
 		cm.rankFields()
+		cm.indexByLen()
 	}
 	return ct, nil
 }

@@ -404,9 +404,9 @@ func (p *Processor) resolve(t *ctenant, raw []byte, obj []member, src records.Li
 		var f fieldRef
 		var known bool
 		if !mb.escaped {
-			f, known = m.fields[string(mb.key)] // no string is allocated for the lookup
+			f, known = m.lookup(view(mb.key))
 		} else {
-			f, known = m.fields[mb.name()]
+			f, known = m.lookup(mb.name())
 		}
 		if !known || f.hidden {
 			unks = append(unks, records.RawField{Name: mb.nameView(), Raw: mb.val})
