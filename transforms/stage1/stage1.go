@@ -215,7 +215,7 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 	if p.opts.BareTenant != "" {
 		envDepth = 0
 	}
-	rawDepth := depth(raw, p.opts.MaxDepth+envDepth)
+	rawDepth := nesting(raw, p.opts.MaxDepth+envDepth)
 	if rawDepth > p.opts.MaxDepth+envDepth {
 		fail(records.TooDeep, "", raw, src, "record nests deeper than %d levels", p.opts.MaxDepth)
 		return
@@ -649,6 +649,19 @@ func stringValue(raw json.RawMessage) (string, bool) {
 	}
 	return s, true
 }
+
+// nesting is depth(raw, limit) when that exceeds limit, and otherwise a
+// number from depth(raw) to limit. A record cannot nest deeper than it has
+// opening brackets, and counting them is a vectorized pass: for almost
+// every record that settles it without the scan, which was 7% of stage 1.
+func nesting(raw []byte, limit int) int {
+	if n := bytes.Count(raw, openBrace) + bytes.Count(raw, openBracket); n <= limit {
+		return n
+	}
+	return depth(raw, limit)
+}
+
+var openBrace, openBracket = []byte{'{'}, []byte{'['}
 
 // depth returns the deepest nesting of objects and arrays in raw, stopping
 // early once it exceeds limit.

@@ -975,8 +975,13 @@ func FuzzDepth(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, limit := range []int{1, 3, 64} {
-			if got, want := depth(b, limit), depthRef(b, limit); got != want {
+			want := depthRef(b, limit)
+			if got := depth(b, limit); got != want {
 				t.Fatalf("depth(%q, %d) = %d, reference %d", b, limit, got, want)
+			}
+			// nesting: the depth when over the limit, else a bound on it.
+			if got := nesting(b, limit); want > limit && got != want || want <= limit && (got < want || got > limit) {
+				t.Fatalf("nesting(%q, %d) = %d, depth %d", b, limit, got, want)
 			}
 		}
 	})
