@@ -42,7 +42,8 @@
 //
 // Data column names must not be event_id, timestamp or unknown_fields, nor
 // repeat. Files are written with data page v1 (the most widely readable),
-// PLAIN encoding, zstd (default) or snappy compression, min/max and null-count
+// PLAIN encoding, zstd (default; event_id at zstd's fastest level, every
+// other column at its default) or snappy compression, min/max and null-count
 // statistics for every column chunk and page, a page index (column and
 // offset indexes), and row groups of Options.RowGroupRows rows.
 package lake

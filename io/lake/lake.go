@@ -205,7 +205,7 @@ func codecFor(name string) (codec, idCodec compress.Codec, err error) {
 	return nil, nil, fmt.Errorf("lake: unsupported compression %q (want zstd or snappy)", name)
 }
 
-// zstdCodec is parquet-go's ZSTD codec (same level and options, and a
+// zstdCodec is parquet-go's ZSTD codec (same options at its level, and a
 // window of a page's size) with one long-lived encoder. parquet-go keeps its encoders
 // in a sync.Pool, which every garbage collection empties: a new encoder
 // then allocates and clears its history window, 0.4 s of a 3M-line batch's
