@@ -370,13 +370,15 @@ func (s *Staged) EachField(fn func(name string, v any)) error {
 
 // EachValue is EachField with each value typed instead of boxed. A string
 // value is a view into the record's block: it is valid as long as the
-// Staged record is.
+// Staged record is. A decoded event's field of a Go type a staged record
+// does not hold (an int, or goavro's int32 and float32) comes as the
+// string of its text (fmt.Sprint), to be cast from it like any string.
 func (s *Staged) EachValue(fn func(name string, v records.Value)) error {
 	if s.ev != nil {
 		for k, x := range s.ev.Fields {
 			v, ok := records.ValueOf(x)
 			if !ok {
-				return fmt.Errorf("archive: field %q holds a %T", k, x)
+				v = records.Value{Kind: records.StringValue, Str: fmt.Sprint(x)}
 			}
 			fn(k, v)
 		}

@@ -74,7 +74,10 @@ func (b *Binder) Version(tenant string) int {
 // ok is false when the tenant or metric is not in the current schemas.
 func (b *Binder) Bind(ev *records.Event, obs BindObserver) (values []any, unknownJSON string, ok bool) {
 	st := archive.StagedOf(ev)
-	values, unknownJSON, ok, _ = b.BindStaged(&st, obs)
+	values, unknownJSON, ok, err := b.BindStaged(&st, obs)
+	if err != nil { // not for a decoded event's fields; kept safe all the same
+		return nil, "", false
+	}
 	return values, unknownJSON, ok
 }
 

@@ -3,6 +3,7 @@ package stage1
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/fineo-io/ingest/io/archive"
@@ -116,6 +117,19 @@ func TestBinder(t *testing.T) {
 			}
 		})
 	}
+	t.Run("other Go types bound from their text", func(t *testing.T) {
+		// As the boxed Binder did: an int, an int32 or a float32 (goavro's
+		// generic reader) casts like the string of its text.
+		var s seen
+		ev := records.Event{Tenant: "harbor", Metric: "weather", Fields: map[string]any{
+			"count": 7, "humidity": int32(81), "temperature": float32(1.5), "ok": true, "x": 3,
+		}}
+		values, unknown, ok := b.Bind(&ev, &s)
+		want := []any{1.5, 7.0, int64(81), true}
+		if !ok || !reflect.DeepEqual(values, want) || unknown != `{"x":"3"}` || len(s.unknown) != 1 {
+			t.Errorf("Bind = %#v %s %v (observed %v), want %#v {\"x\":\"3\"}", values, unknown, ok, s, want)
+		}
+	})
 	t.Run("BindValues wants one value per column", func(t *testing.T) {
 		ev := records.Event{Tenant: "harbor", Metric: "weather", Timestamp: 1}
 		st := stagedFromArchive(t, &ev)
