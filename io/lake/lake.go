@@ -366,6 +366,9 @@ func WriteParquet(w io.Writer, cols []Column, rows []Row, opts Options) error {
 	if err := ValidateColumns(cols); err != nil {
 		return err
 	}
+	if _, _, err := codecFor(opts.Compression); err != nil {
+		return err
+	}
 	if err := ValidateRows(cols, rows); err != nil {
 		return err
 	}
@@ -399,6 +402,7 @@ type Writer struct {
 	vals   [][]parquet.Value // per table column (TableColumns order), the buffered rows
 	n      int               // rows buffered
 	rows   int64             // rows appended
+	err    error             // a failed write: every later call returns it
 }
 
 // pageRows is how many rows go to a column writer per call. A column writer
@@ -407,8 +411,10 @@ type Writer struct {
 const pageRows = 64
 
 // NewWriter starts a Parquet file of a table with the given data columns.
-// Call Append for each row and Close at the end. On any error the bytes
-// written to w are not a valid file and must be discarded.
+// Call Append for each row and Close at the end. After a write error the
+// bytes written to w are not a valid file and must be discarded, and every
+// later call returns that error. A row Append refuses (its error names the
+// row and column) is not added, and the Writer goes on.
 func NewWriter(w io.Writer, cols []Column, opts Options) (*Writer, error) {
 	codec, idCodec, err := codecFor(opts.Compression)
 	if err != nil {
@@ -472,6 +478,9 @@ func (w *Writer) Rows() int64 { return w.rows }
 // copied until the row group is written: they must not change before
 // Close.
 func (w *Writer) Append(eventID string, ts int64, values []records.Value, unknownJSON string) error {
+	if w.err != nil {
+		return w.err
+	}
 	if len(values) != len(w.cols) {
 		return fmt.Errorf("lake: row %d has %d values, want %d (one per data column)", w.rows, len(values), len(w.cols))
 	}
@@ -535,14 +544,15 @@ func (w *Writer) check(j int, v *records.Value) error {
 
 // flush writes the buffered rows as one row group.
 func (w *Writer) flush() error {
-	if w.n == 0 {
-		return nil
+	if w.err != nil || w.n == 0 {
+		return w.err
 	}
 	for k, cw := range w.pw.ColumnWriters() {
 		vals := w.vals[k]
 		for start := 0; start < len(vals); start += pageRows {
 			if _, err := cw.WriteRowValues(vals[start:min(start+pageRows, len(vals))]); err != nil {
-				return fmt.Errorf("lake: write parquet: %w", err)
+				w.err = fmt.Errorf("lake: write parquet: %w", err)
+				return w.err
 			}
 		}
 		clear(vals) // drop references to the caller's strings
@@ -550,9 +560,9 @@ func (w *Writer) flush() error {
 	}
 	w.n = 0
 	if err := w.pw.Flush(); err != nil {
-		return fmt.Errorf("lake: write parquet: %w", err)
+		w.err = fmt.Errorf("lake: write parquet: %w", err)
 	}
-	return nil
+	return w.err
 }
 
 // Close writes the last row group and the file footer.
@@ -561,9 +571,9 @@ func (w *Writer) Close() error {
 		return err
 	}
 	if err := w.pw.Close(); err != nil {
-		return fmt.Errorf("lake: write parquet: %w", err)
+		w.err = fmt.Errorf("lake: write parquet: %w", err)
 	}
-	return nil
+	return w.err
 }
 
 // stringValue makes a BYTE_ARRAY value that points at s without copying;

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -639,5 +640,43 @@ func TestColumnCodecs(t *testing.T) {
 				t.Errorf("compression %q: column %v has codec %v, want %v", tc.compression, c.MetaData.PathInSchema, c.MetaData.Codec, tc.want)
 			}
 		}
+	}
+}
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriterStopsAfterWriteError: after a failed write every call returns
+// that error; nothing more is written.
+func TestWriterStopsAfterWriteError(t *testing.T) {
+	w, err := NewWriter(&failingWriter{n: 64}, []Column{{"n", schema.Long}}, Options{RowGroupRows: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first error
+	for i := range 12 {
+		if first = w.Append(fmt.Sprint("e", i), int64(i), []records.Value{{Kind: records.LongValue, Int: int64(i)}}, ""); first != nil {
+			break
+		}
+	}
+	if first == nil {
+		first = w.Close() // the output is buffered: the failure may show only here
+	}
+	if first == nil || !strings.Contains(first.Error(), "disk full") {
+		t.Fatalf("the Writer's error = %v, want the write's", first)
+	}
+	if err := w.Append("late", 1, []records.Value{{}}, ""); err != first {
+		t.Errorf("Append after the failure = %v, want %v", err, first)
+	}
+	if err := w.Close(); err != first {
+		t.Errorf("Close after the failure = %v, want %v", err, first)
 	}
 }
