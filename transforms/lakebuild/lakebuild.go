@@ -255,8 +255,18 @@ func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs obse
 		Tenant: g.tenant, Metric: g.metric, Date: day.Date, Run: cfg.Run, Created: time.Now().UTC(),
 		SchemaVersion: cfg.Binder.Version(g.tenant), Rows: int64(len(g.events)), Inputs: day.Files, Columns: names,
 	}
-	// Each record is bound straight into the Parquet writer's columns.
+	// Each record is bound straight into the Parquet writer's columns. A
+	// partition of several files has its later records' fields checked
+	// first, so a corrupt one fails the partition before any file of it
+	// is replaced (a check only: no observation is made twice).
 	values := make([]records.Value, len(cols))
+	if len(g.events) > MaxRowsPerFile {
+		for _, ev := range g.events[MaxRowsPerFile:] {
+			if _, _, err := cfg.Binder.BindValues(ev, nil, values); err != nil {
+				return m, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
+			}
+		}
+	}
 	var buf bytes.Buffer
 	for i := 0; i*MaxRowsPerFile < len(g.events) || i == 0; i++ {
 		part := g.events[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(g.events))]
