@@ -21,18 +21,17 @@ import (
 // commands keep Go's default.
 const batchGCPercent = 400
 
-// tuneGC sets the collector for command cmd: for batch, GOGC=batchGCPercent
-// unless GOGC is set, and, unless GOMEMLIMIT is set, a soft memory limit
-// of half the memory this process may use (the cgroup's limit, else the
-// machine's). The limit makes the collector run as often as it must to
-// stay under it, so the larger GOGC costs memory only where it is free.
+// tuneGC sets the collector for command cmd: for batch, unless GOGC is
+// set, GOGC=batchGCPercent and, unless GOMEMLIMIT is set, a soft memory
+// limit of half the memory this process may use (the cgroup's limit, else
+// the machine's). The limit makes the collector run as often as it must to
+// stay under it, so the larger GOGC costs memory only where it is free. A
+// GOGC of the user's own is left alone, limit and all.
 func tuneGC(cmd string) {
-	if cmd != "batch" {
+	if cmd != "batch" || os.Getenv("GOGC") != "" {
 		return
 	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(batchGCPercent)
-	}
+	debug.SetGCPercent(batchGCPercent)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		if m := availableMemory(); m > 0 {
 			debug.SetMemoryLimit(m / 2)

@@ -67,15 +67,28 @@ func TestTuneGC(t *testing.T) {
 		}
 	}
 
-	t.Setenv("GOGC", "150")
+	// GOMEMLIMIT of the user's: GOGC still 400, the limit theirs.
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	debug.SetGCPercent(150)
+	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(1 << 30)
 	tuneGC("batch")
-	if got := debug.SetGCPercent(100); got != 150 {
-		t.Errorf("GC percent %d with GOGC=150 set", got)
+	if got := debug.SetGCPercent(100); got != batchGCPercent {
+		t.Errorf("GC percent %d with only GOMEMLIMIT set, want %d", got, batchGCPercent)
 	}
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
 		t.Errorf("memory limit %d with GOMEMLIMIT=1GiB set", got)
+	}
+
+	// GOGC of the user's (off here): nothing is touched, the limit neither.
+	t.Setenv("GOGC", "off")
+	t.Setenv("GOMEMLIMIT", "")
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(1 << 62)
+	tuneGC("batch")
+	if got := debug.SetGCPercent(100); got != -1 {
+		t.Errorf("GC percent %d with GOGC=off set", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<62 {
+		t.Errorf("memory limit %d with GOGC=off set, want none", got)
 	}
 }
