@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"io"
-	"math"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 // batchGCPercent is the GOGC `fineo batch` runs with unless GOGC is set.
@@ -21,67 +18,31 @@ import (
 // commands keep Go's default.
 const batchGCPercent = 400
 
+// batchMemoryShare is the share of the memory this process may use that
+// `fineo batch` sets as its soft memory limit.
+const batchMemoryShare = 0.5
+
+// availableMemory reports the memory this process may use: its cgroup's
+// limit (v1 or v2, nested cgroups included), else the machine's.
+var availableMemory = memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)
+
 // tuneGC sets the collector for command cmd: for batch, unless GOGC is
 // set, GOGC=batchGCPercent and, unless GOMEMLIMIT is set, a soft memory
-// limit of half the memory this process may use (the cgroup's limit, else
-// the machine's). The limit makes the collector run as often as it must to
-// stay under it, so the larger GOGC costs memory only where it is free. A
-// GOGC of the user's own is left alone, limit and all.
+// limit of batchMemoryShare of availableMemory. The limit makes the
+// collector run as often as it must to stay under it, so the larger GOGC
+// costs memory only where it is free. A GOGC of the user's own is left
+// alone, limit and all.
 func tuneGC(cmd string) {
 	if cmd != "batch" || os.Getenv("GOGC") != "" {
 		return
 	}
 	debug.SetGCPercent(batchGCPercent)
-	if os.Getenv("GOMEMLIMIT") == "" {
-		if m := availableMemory(); m > 0 {
-			debug.SetMemoryLimit(m / 2)
-		}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
 	}
-}
-
-// availableMemory returns the smaller of the cgroup's memory limit (v2 or
-// v1) and the machine's memory, in bytes; 0 if neither is known.
-func availableMemory() int64 {
-	var best int64
-	consider := func(n int64) {
-		if n > 0 && (best == 0 || n < best) {
-			best = n
-		}
+	// An error means no limit is known: the collector then runs on GOGC
+	// alone.
+	if limit, err := memlimit.ApplyRatio(availableMemory, batchMemoryShare)(); err == nil {
+		debug.SetMemoryLimit(int64(limit))
 	}
-	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		if b, err := os.ReadFile(p); err == nil {
-			consider(parseCgroupLimit(string(b)))
-		}
-	}
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		consider(parseMemTotal(f))
-		f.Close()
-	}
-	return best
-}
-
-// parseCgroupLimit reads a cgroup memory limit file: a byte count, or "max"
-// (v2) or a huge number (v1) for none, which are 0.
-func parseCgroupLimit(s string) int64 {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 || n >= math.MaxInt64/2 {
-		return 0
-	}
-	return n
-}
-
-// parseMemTotal reads MemTotal from /proc/meminfo, in bytes (0 if absent).
-func parseMemTotal(r io.Reader) int64 {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || kb <= 0 || kb > math.MaxInt64/1024 {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
 }

@@ -2,43 +2,10 @@ package main
 
 import (
 	"runtime/debug"
-	"strings"
 	"testing"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
-
-func TestParseCgroupLimit(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-	}{
-		{"2147483648\n", 2 << 30},
-		{"max\n", 0},
-		{"9223372036854771712\n", 0}, // cgroup v1: no limit
-		{"", 0},
-		{"-1", 0},
-		{"junk", 0},
-	} {
-		if got := parseCgroupLimit(tc.in); got != tc.want {
-			t.Errorf("parseCgroupLimit(%q) = %d, want %d", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestParseMemTotal(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-	}{
-		{"MemTotal:       24683656 kB\nMemFree: 1 kB\n", 24683656 * 1024},
-		{"MemFree: 1 kB\nMemTotal: 2048 kB\n", 2048 * 1024},
-		{"MemFree: 1 kB\n", 0},
-		{"MemTotal: x kB\n", 0},
-	} {
-		if got := parseMemTotal(strings.NewReader(tc.in)); got != tc.want {
-			t.Errorf("parseMemTotal(%q) = %d, want %d", tc.in, got, tc.want)
-		}
-	}
-}
 
 // TestTuneGC: fineo batch's GOGC and memory limit apply unless the
 // environment sets its own; other commands keep Go's.
@@ -61,9 +28,10 @@ func TestTuneGC(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != batchGCPercent {
 		t.Errorf("GC percent %d, want %d", got, batchGCPercent)
 	}
-	if m := availableMemory(); m > 0 {
-		if got := debug.SetMemoryLimit(-1); got != m/2 {
-			t.Errorf("memory limit %d, want %d (half of %d)", got, m/2, m)
+	if m, err := availableMemory(); err == nil {
+		want, _ := memlimit.ApplyRatio(availableMemory, batchMemoryShare)()
+		if got := debug.SetMemoryLimit(-1); got != int64(want) {
+			t.Errorf("memory limit %d, want %d (half of %d)", got, want, m)
 		}
 	}
 

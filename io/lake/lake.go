@@ -263,45 +263,49 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 }
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) { return parquet.Zstd.Decode(dst, src) }
 
-// kind is a FieldType as a small integer, for the per-value hot loops
-// (FieldType is a string; comparing strings per value is measurably slow).
-type kind uint8
-
-const (
-	kBoolean kind = iota
-	kLong         // long and timestamp: int64
-	kDouble
-	kString
-	kBytes
-)
-
-func kindsOf(cols []Column) []kind {
-	ks := make([]kind, len(cols))
+// kindsOf returns the value kind each data column holds (long and
+// timestamp: LongValue), for the per-value checks: FieldType is a string,
+// and comparing strings per value is measurably slow.
+func kindsOf(cols []Column) []records.ValueKind {
+	ks := make([]records.ValueKind, len(cols))
 	for i, c := range cols {
 		switch c.Type {
 		case schema.Boolean:
-			ks[i] = kBoolean
+			ks[i] = records.BoolValue
 		case schema.Long, schema.Timestamp:
-			ks[i] = kLong
+			ks[i] = records.LongValue
 		case schema.Double:
-			ks[i] = kDouble
+			ks[i] = records.DoubleValue
 		case schema.String:
-			ks[i] = kString
+			ks[i] = records.StringValue
 		case schema.Bytes:
-			ks[i] = kBytes
+			ks[i] = records.BytesValue
 		}
 	}
 	return ks
+}
+
+// checkCell says whether v, the value of data column j in row row, fits
+// the column: null, or of the column's kind, and valid UTF-8 if a string.
+func checkCell(cols []Column, kinds []records.ValueKind, row int64, j int, v *records.Value) error {
+	switch {
+	case v.Kind == records.NullValue:
+		return nil
+	case v.Kind > records.BytesValue:
+		return fmt.Errorf("lake: row %d, column %q: unknown value kind %d", row, cols[j].Name, v.Kind)
+	case v.Kind != kinds[j]:
+		return fmt.Errorf("lake: row %d, column %q (%s): value has Go type %T, want %s", row, cols[j].Name, cols[j].Type, v.Any(), goTypeName(cols[j].Type))
+	case v.Kind == records.StringValue && !utf8.ValidString(v.Str):
+		return fmt.Errorf("lake: row %d, column %q: string value is not valid UTF-8", row, cols[j].Name)
+	}
+	return nil
 }
 
 // ValidateRows checks every row against the data columns: len(Values) ==
 // len(cols), each non-nil value has its column's Go type, and strings are
 // valid UTF-8 (Parquet STRING requires it; DuckDB refuses files without it).
 func ValidateRows(cols []Column, rows []Row) error {
-	return validateRows(cols, kindsOf(cols), rows)
-}
-
-func validateRows(cols []Column, kinds []kind, rows []Row) error {
+	kinds := kindsOf(cols)
 	for i := range rows {
 		r := &rows[i]
 		if len(r.Values) != len(cols) {
@@ -313,28 +317,16 @@ func validateRows(cols []Column, kinds []kind, rows []Row) error {
 		if !utf8.ValidString(r.UnknownJSON) {
 			return fmt.Errorf("lake: row %d: unknown_fields is not valid UTF-8", i)
 		}
-		for j, v := range r.Values {
-			if v == nil {
+		for j, x := range r.Values {
+			if x == nil {
 				continue
 			}
-			ok := false
-			switch kinds[j] {
-			case kBoolean:
-				_, ok = v.(bool)
-			case kLong:
-				_, ok = v.(int64)
-			case kDouble:
-				_, ok = v.(float64)
-			case kString:
-				var s string
-				if s, ok = v.(string); ok && !utf8.ValidString(s) {
-					return fmt.Errorf("lake: row %d, column %q: string value is not valid UTF-8", i, cols[j].Name)
-				}
-			case kBytes:
-				_, ok = v.([]byte)
-			}
+			v, ok := records.ValueOf(x)
 			if !ok {
-				return fmt.Errorf("lake: row %d, column %q (%s): value has Go type %T, want %s", i, cols[j].Name, cols[j].Type, v, goTypeName(cols[j].Type))
+				return fmt.Errorf("lake: row %d, column %q (%s): value has Go type %T, want %s", i, cols[j].Name, cols[j].Type, x, goTypeName(cols[j].Type))
+			}
+			if err := checkCell(cols, kinds, int64(i), j, &v); err != nil {
+				return err
 			}
 		}
 	}
@@ -397,7 +389,7 @@ func WriteParquet(w io.Writer, cols []Column, rows []Row, opts Options) error {
 type Writer struct {
 	pw     *parquet.GenericWriter[any]
 	cols   []Column
-	kinds  []kind
+	kinds  []records.ValueKind
 	rgRows int
 	vals   [][]parquet.Value // per table column (TableColumns order), the buffered rows
 	n      int               // rows buffered
@@ -491,7 +483,7 @@ func (w *Writer) Append(eventID string, ts int64, values []records.Value, unknow
 		return fmt.Errorf("lake: row %d: unknown_fields is not valid UTF-8", w.rows)
 	}
 	for j := range values {
-		if err := w.check(j, &values[j]); err != nil {
+		if err := checkCell(w.cols, w.kinds, w.rows, j, &values[j]); err != nil {
 			return err
 		}
 	}
@@ -510,34 +502,6 @@ func (w *Writer) Append(eventID string, ts int64, values []records.Value, unknow
 	w.rows++
 	if w.n >= w.rgRows {
 		return w.flush()
-	}
-	return nil
-}
-
-// check says whether v fits data column j.
-func (w *Writer) check(j int, v *records.Value) error {
-	var want kind
-	switch v.Kind {
-	case records.NullValue:
-		return nil
-	case records.BoolValue:
-		want = kBoolean
-	case records.LongValue:
-		want = kLong
-	case records.DoubleValue:
-		want = kDouble
-	case records.StringValue:
-		if !utf8.ValidString(v.Str) {
-			return fmt.Errorf("lake: row %d, column %q: string value is not valid UTF-8", w.rows, w.cols[j].Name)
-		}
-		want = kString
-	case records.BytesValue:
-		want = kBytes
-	default:
-		return fmt.Errorf("lake: row %d, column %q: unknown value kind %d", w.rows, w.cols[j].Name, v.Kind)
-	}
-	if w.kinds[j] != want {
-		return fmt.Errorf("lake: row %d, column %q (%s): value has Go type %T, want %s", w.rows, w.cols[j].Name, w.cols[j].Type, v.Any(), goTypeName(w.cols[j].Type))
 	}
 	return nil
 }

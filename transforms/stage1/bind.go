@@ -114,12 +114,8 @@ func (b *Binder) metric(tenant, metric string) *cmetric {
 // garbage collection. A string value may be a view into the staged
 // record's block, valid as long as the record is.
 func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []records.Value) (unknownJSON string, ok bool, err error) {
-	tenant, ts := st.Tenant, st.Timestamp
-	t := b.reg.tenants[tenant]
-	if t == nil {
-		return "", false, nil
-	}
-	m := t.metrics[st.Metric]
+	tenant, ts := st.Tenant, st.Timestamp // tenant: the registry's key, its schema's name
+	m := b.metric(tenant, st.Metric)
 	if m == nil {
 		return "", false, nil
 	}
@@ -149,7 +145,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 			raw := valueJSON(v.Any())
 			keep(name, raw)
 			if obs != nil {
-				obs.Unknown(t.name, m.name, name, raw, ts)
+				obs.Unknown(tenant, m.name, name, raw, ts)
 			}
 			return
 		}
@@ -166,7 +162,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 			raw := valueJSON(v.Any())
 			keep(name, raw)
 			if obs != nil {
-				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ts)
+				obs.FailedCast(tenant, m.name, f.name, string(f.typ), raw, ts)
 			}
 			return
 		}
@@ -195,7 +191,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 		if !known {
 			keep(name, raw)
 			if obs != nil {
-				obs.Unknown(t.name, m.name, name, raw, ts)
+				obs.Unknown(tenant, m.name, name, raw, ts)
 			}
 			continue
 		}
@@ -206,7 +202,7 @@ func (b *Binder) BindValues(st *archive.Staged, obs BindObserver, values []recor
 		if !ok || set[i] {
 			keep(name, raw)
 			if !ok && obs != nil {
-				obs.FailedCast(t.name, m.name, f.name, string(f.typ), raw, ts)
+				obs.FailedCast(tenant, m.name, f.name, string(f.typ), raw, ts)
 			}
 			continue
 		}

@@ -53,7 +53,7 @@ func skipValue(b []byte, i int) (int, error) {
 	case c == '{':
 		return walkObject(b, i, nil)
 	case c == '[':
-		return walkArray(b, i, nil)
+		return walkArray(b, i)
 	case c == '"':
 		end, _, err := skipString(b, i)
 		return end, err
@@ -238,26 +238,22 @@ func walkObjectWith(b []byte, i int, fn func(member), value valueWalker) (int, e
 	}
 }
 
-// walkArray validates the array starting at b[i] ('['), calling fn for each
-// element when fn is not nil, and returns the offset after it.
-func walkArray(b []byte, i int, fn func([]byte)) (int, error) {
-	return walkArrayWith(b, i, fn, skipValue)
+// walkArray validates the array starting at b[i] ('[') and returns the
+// offset after it.
+func walkArray(b []byte, i int) (int, error) {
+	return walkArrayWith(b, i, skipValue)
 }
 
 // walkArrayWith is walkArray with each element walked by value.
-func walkArrayWith(b []byte, i int, fn func([]byte), value func(b []byte, i int) (int, error)) (int, error) {
+func walkArrayWith(b []byte, i int, value func(b []byte, i int) (int, error)) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
 	for {
-		start := i
 		end, err := value(b, i)
 		if err != nil {
 			return end, err
-		}
-		if fn != nil {
-			fn(b[start:end])
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) {
@@ -287,22 +283,6 @@ func scanObjectWith(b []byte, fn func(member), value valueWalker) error {
 		return errAt(i, "not an object")
 	}
 	end, err := walkObjectWith(b, i, fn, value)
-	if err != nil {
-		return err
-	}
-	if skipSpace(b, end) != len(b) {
-		return errAt(end, errTrailing.Error())
-	}
-	return nil
-}
-
-// scanArray walks b, which must hold exactly one JSON array, element by element.
-func scanArray(b []byte, fn func([]byte)) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return errAt(i, "not an array")
-	}
-	end, err := walkArray(b, i, fn)
 	if err != nil {
 		return err
 	}

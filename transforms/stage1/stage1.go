@@ -107,7 +107,6 @@ type Processor struct {
 	sorted  []records.Field    // flds in name order (swapped with flds per event)
 	from    map[string]int
 	members []member
-	items   [][]byte
 	scan    eventScan // what the envelope walk collected of the record's events
 	rescan  bool      // tests: walk each event again, as before eventScan
 }
@@ -149,7 +148,7 @@ func (sc *eventScan) walk(key []byte, escaped bool, b []byte, i int) (int, error
 		sc.events, sc.eventsArray = sc.events[:0], false
 		if i < len(b) && b[i] == '[' {
 			sc.eventsArray = true
-			return walkArrayWith(b, i, nil, func(b []byte, i int) (int, error) {
+			return walkArrayWith(b, i, func(b []byte, i int) (int, error) {
 				sc.events = append(sc.events, scannedEvent{})
 				return sc.element(b, i, &sc.events[len(sc.events)-1])
 			})
@@ -281,40 +280,30 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		}
 		p.scanned(t, p.scan.event, src, now, out, records.BadEnvelope)
 	case hasEvents:
-		p.events(t, env.Events, raw, src, now, out)
+		p.events(t, raw, src, now, out)
 	default:
 		fail(records.BadEnvelope, tenant, raw, src, "envelope has neither \"event\" nor \"events\"")
 	}
 }
 
-func (p *Processor) events(t *ctenant, arr, raw []byte, src records.Lineage, now time.Time, out Output) {
-	if p.scan.eventsArray && !p.rescan {
-		if evs := p.scan.events; len(evs) > 0 {
-			for i, e := range evs {
-				s := src
-				s.Index = i
-				p.scanned(t, e, s, now, out, records.BadEvent)
-			}
-			return
-		}
-	}
-	items := p.items[:0]
-	err := scanArray(arr, func(v []byte) { items = append(items, v) })
-	p.items = items[:0]
-	if err != nil || len(items) == 0 {
+// events resolves the elements of the envelope's "events" array, which
+// the envelope walk collected (eventScan).
+func (p *Processor) events(t *ctenant, raw []byte, src records.Lineage, now time.Time, out Output) {
+	evs := p.scan.events
+	if !p.scan.eventsArray || len(evs) == 0 {
 		p.Stats.Events++
 		p.Stats.Errors++
 		msg := "\"events\" is not an array"
-		if err == nil {
+		if p.scan.eventsArray {
 			msg = "\"events\" is an empty array"
 		}
 		out.Error(newError(records.BadEnvelope, t.name, raw, src, now, msg))
 		return
 	}
-	for i, item := range items {
+	for i, e := range evs {
 		s := src
 		s.Index = i
-		p.event(t, item, s, now, out, records.BadEvent)
+		p.scanned(t, e, s, now, out, records.BadEvent)
 	}
 }
 
