@@ -2,18 +2,21 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Fault is a failure FaultProxy injects into a Kinesis or DynamoDB request.
@@ -52,64 +55,109 @@ type FaultRule struct {
 	Limit int // at most this many injections by this rule (0: no limit)
 }
 
-// Proxy is a fault-injecting reverse proxy started by FaultProxy.
+// Proxy is a fault-injecting and rate-limiting reverse proxy started by
+// NewProxy or FaultProxy.
 type Proxy struct {
 	URL string // http://127.0.0.1:PORT, an endpoint URL for the AWS SDK
 
 	target *url.URL
 	tr     *http.Transport
 	rules  []FaultRule
+	srv    *http.Server
+	closed sync.Once
 
 	mu       sync.Mutex
 	disabled bool
 	seen     []int // matching requests per rule
 	hits     []int // injections per rule
 	injected map[string]int
+
+	lim limiter // the rate limits (ratelimit.go)
 }
 
-// FaultProxy starts a reverse proxy on 127.0.0.1 (free port) in front of
+// NewProxy starts a reverse proxy on 127.0.0.1 (free port) in front of
 // target (an endpoint URL such as the one Kinesis or DynamoDB returns) and
-// returns it; t.Cleanup closes it. Requests pass through unchanged (same
+// returns it; Close stops it. Requests pass through unchanged (same
 // method, path, headers and body; nothing is re-signed, the stand-ins
-// ignore signatures) unless a rule matches.
+// ignore signatures) unless a rule matches or a rate limit (LimitKeyWrites,
+// LimitShardWrites; off at the start) holds part of the request back.
 //
 // Rules apply to the AWS JSON protocols (Content-Type
 // application/x-amz-json-1.0 or 1.1) as the Go SDK v2 speaks them for
 // Kinesis and DynamoDB. Other requests, such as the CBOR that other SDKs
 // use for Kinesis, always pass through. Rules are tried in order: each
-// counts the requests for its Op, and the first that is due injects.
+// counts the requests for its Op, and the first that is due injects; a
+// request no rule injects into then goes through the rate limits.
 // Unprocessed needs Op BatchWriteItem, PartialFailure PutRecords and
-// ExpiredIterator GetRecords; a rule that breaks this fails the test.
+// ExpiredIterator GetRecords; a rule that breaks this, or a target that is
+// not an endpoint URL, is an error.
+//
+// NewProxy is for programs such as benchmarks; tests use FaultProxy.
+func NewProxy(target string, rules ...FaultRule) (*Proxy, error) {
+	p, err := newProxy(target, rules)
+	if err != nil {
+		return nil, fmt.Errorf("testenv.NewProxy: %w", err)
+	}
+	return p, nil
+}
+
+// FaultProxy is NewProxy for a test: an error fails the test, and
+// t.Cleanup closes the proxy.
 func FaultProxy(t testing.TB, target string, rules ...FaultRule) *Proxy {
 	t.Helper()
+	p, err := newProxy(target, rules)
+	if err != nil {
+		t.Fatalf("testenv.FaultProxy: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// newProxy is NewProxy, with errors that do not name it.
+func newProxy(target string, rules []FaultRule) (*Proxy, error) {
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		t.Fatalf("testenv.FaultProxy: target %q is not an endpoint URL", target)
+		return nil, fmt.Errorf("target %q is not an endpoint URL", target)
 	}
 	need := map[Fault]string{Unprocessed: "BatchWriteItem", PartialFailure: "PutRecords", ExpiredIterator: "GetRecords"}
 	for _, r := range rules {
 		if r.Op == "" || r.Fault < Throttle || r.Fault > ServerError || r.Every < 0 || r.Limit < 0 ||
 			(need[r.Fault] != "" && need[r.Fault] != r.Op) {
-			t.Fatalf("testenv.FaultProxy: invalid rule %+v", r)
+			return nil, fmt.Errorf("invalid rule %+v", r)
 		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	p := &Proxy{
+		URL:      "http://" + l.Addr().String(),
 		target:   u,
 		tr:       tr,
-		rules:    rules,
+		rules:    slices.Clone(rules),
 		seen:     make([]int, len(rules)),
 		hits:     make([]int, len(rules)),
 		injected: map[string]int{},
+		lim:      newLimiter(),
 	}
-	srv := httptest.NewServer(p)
-	p.URL = srv.URL
-	t.Cleanup(func() {
-		srv.Close()
-		tr.CloseIdleConnections()
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: time.Minute}
+	go p.srv.Serve(l)
+	return p, nil
+}
+
+// Close stops the proxy: it stops listening and waits (at most 10 s) for
+// the requests in flight to be answered. Further calls do nothing.
+func (p *Proxy) Close() {
+	p.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if p.srv.Shutdown(ctx) != nil {
+			p.srv.Close()
+		}
+		p.tr.CloseIdleConnections()
 	})
-	return p
 }
 
 // Injected returns how many faults were injected for op ("GetRecords",
@@ -120,8 +168,10 @@ func (p *Proxy) Injected(op string) int {
 	return p.injected[op]
 }
 
-// SetEnabled turns injection on or off (it starts on). While it is off,
-// every request passes through and none counts towards Every or Limit.
+// SetEnabled turns the rules' injection on or off (it starts on). While it
+// is off, no rule injects and no request counts towards Every or Limit.
+// The rate limits are apart from it: LimitKeyWrites(0) and
+// LimitShardWrites(0, 0) turn them off.
 func (p *Proxy) SetEnabled(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -151,8 +201,8 @@ func (p *Proxy) pick(op string) Fault {
 	return fault
 }
 
-// ServeHTTP injects the fault due for the request, if any, and forwards
-// what is left to the target.
+// ServeHTTP injects the fault due for the request, if any, or else applies
+// the rate limits, and forwards what is left to the target.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -161,13 +211,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	service, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 	ct := r.Header.Get("Content-Type")
+	awsJSON := strings.HasPrefix(ct, "application/x-amz-json-")
 	var fault Fault
-	if strings.HasPrefix(ct, "application/x-amz-json-") {
+	if awsJSON {
 		fault = p.pick(op)
 	}
 	fwd := body                           // what to forward
 	var edit func([]byte) ([]byte, error) // how to rewrite the answer
 	switch fault {
+	case 0:
+		if awsJSON {
+			var answered bool
+			if fwd, edit, answered = p.limit(w, r, service, op, ct, body); answered {
+				return
+			}
+		}
 	case Throttle:
 		writeAWSError(w, ct, 400, "ProvisionedThroughputExceededException", "Rate exceeded")
 		return
@@ -240,10 +298,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, edi
 }
 
 // writeAWSError answers an AWS JSON protocol error the SDK resolves to the
-// typed error named code (X-Amzn-Errortype and __type).
+// typed error named code (X-Amzn-Errortype and __type), its message marked
+// as injected.
 func writeAWSError(w http.ResponseWriter, contentType string, status int, code, msg string) {
+	writeAWSErrorMessage(w, contentType, status, code, msg+" (injected by testenv.FaultProxy)")
+}
+
+// writeAWSErrorMessage is writeAWSError with msg as it is.
+func writeAWSErrorMessage(w http.ResponseWriter, contentType string, status int, code, msg string) {
 	w.Header().Set("X-Amzn-Errortype", code)
-	b, _ := json.Marshal(map[string]string{"__type": code, "message": msg + " (injected by testenv.FaultProxy)"})
+	b, _ := json.Marshal(map[string]string{"__type": code, "message": msg})
 	WriteJSON(w, contentType, status, b)
 }
 
@@ -280,22 +344,59 @@ func editJSON(b []byte, edit func(map[string]json.RawMessage) error) ([]byte, er
 // partialFailure keeps the records at even indexes of a PutRecords body and
 // returns the body to forward and the rewrite of the answer.
 func partialFailure(body []byte) ([]byte, func([]byte) ([]byte, error), error) {
+	top, records, err := putRecordsBody(body)
+	if err != nil {
+		return body, nil, err
+	}
+	fail := make([]string, len(records))
+	for i := 1; i < len(records); i += 2 {
+		fail[i] = "Rate exceeded for shard (injected by testenv.FaultProxy)"
+	}
+	fwd, edit, err := failRecords(top, records, fail)
+	return fwd, edit, err
+}
+
+// putRecordsBody decodes a PutRecords body into its members and its
+// Records.
+func putRecordsBody(body []byte) (map[string]json.RawMessage, []json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, nil, err
+	}
 	var records []json.RawMessage
-	body, err := editJSON(body, func(m map[string]json.RawMessage) (err error) {
-		if err = json.Unmarshal(m["Records"], &records); err != nil {
-			return err
+	if err := json.Unmarshal(top["Records"], &records); err != nil {
+		return nil, nil, err
+	}
+	return top, records, nil
+}
+
+// failedRecord is a PutRecords answer's entry for a record failed with
+// ProvisionedThroughputExceededException and msg.
+func failedRecord(msg string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": msg})
+	return b
+}
+
+// failRecords fails the records of a PutRecords request (top, its members;
+// records, its Records) whose fail entry is not "", with ErrorCode
+// ProvisionedThroughputExceededException and fail[i] as ErrorMessage. It
+// returns the body that forwards the other records (at least one must be
+// left) and the rewrite of the answer: Records in request order, the
+// forwarded ones as the server answered them, and FailedRecordCount to
+// match.
+func failRecords(top map[string]json.RawMessage, records []json.RawMessage, fail []string) ([]byte, func([]byte) ([]byte, error), error) {
+	var keep []json.RawMessage
+	for i, rec := range records {
+		if fail[i] == "" {
+			keep = append(keep, rec)
 		}
-		var even []json.RawMessage
-		for i := 0; i < len(records); i += 2 {
-			even = append(even, records[i])
-		}
-		m["Records"], err = json.Marshal(even)
-		return err
-	})
-	failed, _ := json.Marshal(map[string]string{
-		"ErrorCode":    "ProvisionedThroughputExceededException",
-		"ErrorMessage": "Rate exceeded for shard (injected by testenv.FaultProxy)",
-	})
+	}
+	held := len(records) - len(keep)
+	var err error
+	if top["Records"], err = json.Marshal(keep); err != nil {
+		return nil, nil, err
+	}
+	body, err := json.Marshal(top)
 	edit := func(resp []byte) ([]byte, error) {
 		var got struct {
 			FailedRecordCount int
@@ -304,18 +405,20 @@ func partialFailure(body []byte) ([]byte, func([]byte) ([]byte, error), error) {
 		if err := json.Unmarshal(resp, &got); err != nil {
 			return nil, err
 		}
-		if len(got.Records) != (len(records)+1)/2 {
-			return nil, fmt.Errorf("%d records answered, %d sent", len(got.Records), (len(records)+1)/2)
+		if len(got.Records) != len(keep) {
+			return nil, fmt.Errorf("%d records answered, %d sent", len(got.Records), len(keep))
 		}
 		all := make([]json.RawMessage, len(records))
+		next := got.Records
 		for i := range all {
-			all[i] = failed
-			if i%2 == 0 {
-				all[i] = got.Records[i/2]
+			if fail[i] != "" {
+				all[i] = failedRecord(fail[i])
+			} else {
+				all[i], next = next[0], next[1:]
 			}
 		}
 		return editJSON(resp, func(m map[string]json.RawMessage) (err error) {
-			m["FailedRecordCount"], _ = json.Marshal(got.FailedRecordCount + len(records)/2)
+			m["FailedRecordCount"], _ = json.Marshal(got.FailedRecordCount + held)
 			m["Records"], err = json.Marshal(all)
 			return err
 		})

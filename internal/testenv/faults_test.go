@@ -29,6 +29,22 @@ func noRetryConfig(t *testing.T) aws.Config {
 	return cfg
 }
 
+// dynamoClients returns a DynamoDB client of the stand-in without retries,
+// and one of the same configuration through a proxy; both fail the test
+// on the SDK's warnings (it only logs a response whose X-Amz-Crc32 does
+// not match).
+func dynamoClients(t *testing.T) (direct *dynamodb.Client, via func(*Proxy) *dynamodb.Client) {
+	t.Helper()
+	cfg := noRetryConfig(t)
+	direct = dynamodb.NewFromConfig(cfg)
+	cfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		t.Errorf("SDK %s: "+format, append([]any{c}, v...)...)
+	})
+	return direct, func(p *Proxy) *dynamodb.Client {
+		return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL) })
+	}
+}
+
 // wantAPIError fails the test unless err is a T (such as
 // *types.ExpiredIteratorException) answered with HTTP status.
 func wantAPIError[T error](t *testing.T, err error, status int) {
@@ -212,16 +228,7 @@ func TestFaultProxyKinesis(t *testing.T) {
 
 func TestFaultProxyDynamoDB(t *testing.T) {
 	target := DynamoDB(t)
-	cfg := noRetryConfig(t)
-	direct := dynamodb.NewFromConfig(cfg)
-	// The SDK only logs a response whose X-Amz-Crc32 does not match; fail
-	// the test on such warnings.
-	cfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		t.Errorf("SDK %s: "+format, append([]any{c}, v...)...)
-	})
-	via := func(p *Proxy) *dynamodb.Client {
-		return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL) })
-	}
+	direct, via := dynamoClients(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	newTable := func(t *testing.T) string {

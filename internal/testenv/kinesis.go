@@ -143,10 +143,14 @@ func KinesisClient(t testing.TB) *kinesis.Client {
 type StreamAPI interface {
 	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
 	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+	DeleteStream(ctx context.Context, in *kinesis.DeleteStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DeleteStreamOutput, error)
 }
 
 // CreateStream creates stream name with shards shards and waits (at most
-// 20 s) until it is ACTIVE; it fails the test otherwise.
+// 20 s) until it is ACTIVE; it fails the test otherwise. The stream is
+// deleted when the test ends: kinesalite, like an AWS account, allows only
+// so many shards at once (scripts/standins.sh: 100), and a whole test run
+// creates more than that.
 func CreateStream(t testing.TB, api StreamAPI, name string, shards int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -157,6 +161,9 @@ func CreateStream(t testing.TB, api StreamAPI, name string, shards int) {
 	}); err != nil {
 		t.Fatalf("testenv.CreateStream %s: %v", name, err)
 	}
+	t.Cleanup(func() {
+		api.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(name), EnforceConsumerDeletion: aws.Bool(true)})
+	})
 	if err := WaitStreamActive(ctx, api, name); err != nil {
 		t.Fatalf("testenv.CreateStream %s: %v", name, err)
 	}
