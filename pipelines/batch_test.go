@@ -399,11 +399,15 @@ func TestBatchBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := testenv.UniqueName(t, "nearline")
-	if err := dynamodbio.CreateTable(ctx, client, table); err != nil {
+	if err := dynamodbio.CreateTable(ctx, client, table, dynamodbio.LayoutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := blob.Open(ctx, backupDir)
-	stats, failed, err := dynamodbio.Restore(ctx, client, table, st, "", dynamodbio.WriterOptions{}, nil)
+	layout, err := dynamodbio.OpenLayout(ctx, client, table, dynamodbio.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, failed, err := dynamodbio.Restore(ctx, layout, st, "", dynamodbio.WriterOptions{}, "", nil)
 	if err != nil || len(failed) != 0 || stats.Items != int64(exp.DistinctValid) || stats.Written != int64(exp.DistinctValid) {
 		t.Fatalf("restore: %+v, %d failed, %v", stats, len(failed), err)
 	}
@@ -411,7 +415,7 @@ func TestBatchBackupRestore(t *testing.T) {
 	rows := testenv.DuckDB(t, fmt.Sprintf(`SELECT CAST(date AS VARCHAR) AS d, count(*) AS n FROM read_parquet('%s/tenant=skyline/metric=flight/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY n DESC LIMIT 1`, lakeDir))
 	day, _ := time.Parse(time.DateOnly, fmt.Sprint(rows[0]["d"]))
 	var got []*records.Event
-	err = dynamodbio.Query(ctx, client, table, "skyline", "flight", day.UnixMilli(), day.AddDate(0, 0, 1).UnixMilli(), 0, func(ev *records.Event) error {
+	_, err = dynamodbio.Query(ctx, client, table, "skyline", "flight", day.UnixMilli(), day.AddDate(0, 0, 1).UnixMilli(), func(ev *records.Event) error {
 		got = append(got, ev)
 		return nil
 	})

@@ -5,9 +5,6 @@ import (
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
@@ -42,21 +39,10 @@ func TestReplayStaged(t *testing.T) {
 		}
 		return metrics.FromResult(pr)
 	}
-	count := func(table string) int32 {
-		var n int32
-		pg := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(table), Select: types.SelectCount})
-		for pg.HasMorePages() {
-			out, err := pg.NextPage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += out.Count
-		}
-		return n
-	}
+	count := func(table string) int32 { return int32(testenv.ScanItems(t, client, table, dynamodbio.AttrPK, nil)) }
 	live, dark := testenv.UniqueName(t, "live"), testenv.UniqueName(t, "dark")
 	for _, table := range []string{live, dark} {
-		if err := dynamodbio.CreateTable(ctx, client, table); err != nil {
+		if err := dynamodbio.CreateTable(ctx, client, table, dynamodbio.LayoutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		sum := replay(table)

@@ -37,8 +37,21 @@ type StreamConfig struct {
 	// Notify: alert targets, one alert per shard and window with errors.
 	Notify []string
 	Items  dynamodbio.ItemOptions
+	// Layout: how the workers keep the nearline table's key layout (the
+	// table's layout record must exist: dynamodbio.InitLayout).
+	Layout dynamodbio.LayoutOptions
 	Writer dynamodbio.WriterOptions
 	Put    kinesisio.WriterOptions
+}
+
+// overflowItems is Items with the archive as the overflow store of
+// events too large for a nearline item, unless Items names one.
+func (c StreamConfig) overflowItems() dynamodbio.ItemOptions {
+	it := c.Items
+	if it.Overflow == "" {
+		it.Overflow = c.Archive
+	}
+	return it
 }
 
 // SourceStream is the stream the job reads.
@@ -89,10 +102,10 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 	var results beam.PCollection
 	switch cfg.Stages {
 	case Stage2:
-		results = streaming.Stage2Pages(s, streaming.Stage2Config{Table: cfg.Table, Items: cfg.Items, Writer: cfg.Writer}, pages)
+		results = streaming.Stage2Pages(s, streaming.Stage2Config{Table: cfg.Table, Items: cfg.overflowItems(), Layout: cfg.Layout, Writer: cfg.Writer}, pages)
 	default:
 		sc := streaming.Stage1Config{Tenants: cfg.Tenants, StagedStream: cfg.StagedStream,
-			Items: cfg.Items, Writer: cfg.Writer, Put: cfg.Put}
+			Items: cfg.overflowItems(), Layout: cfg.Layout, Writer: cfg.Writer, Put: cfg.Put}
 		if cfg.Stages != Stage1 {
 			sc.Table = cfg.Table
 		}

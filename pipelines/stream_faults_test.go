@@ -364,9 +364,17 @@ func TestStreamRetriesExhausted(t *testing.T) {
 	// --stage staged` does), without the proxy; then the rest of the run —
 	// raw, staged and customer-error archive, checkpoints at the last
 	// record of every shard — must check like a run without faults.
+	layout, err := dynamodbio.OpenLayout(context.Background(), e.ddb, e.table, dynamodbio.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	items := make([]map[string]types.AttributeValue, 0, len(a.staged))
 	for _, ev := range a.staged {
-		items = append(items, dynamodbio.Item(ev, cfg.Items))
+		it := dynamodbio.Item(ev, cfg.Items)
+		if err := layout.Place(context.Background(), it, ""); err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
 	}
 	if _, failed, err := dynamodbio.WriteItems(context.Background(), e.ddb, e.table, items, dynamodbio.WriterOptions{}); err != nil || len(failed) > 0 {
 		t.Fatalf("replaying the staged archive: %v (%d failed)", err, len(failed))

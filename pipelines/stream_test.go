@@ -83,7 +83,7 @@ func newStreamEnv(t *testing.T, shards int) *streamEnv {
 	testenv.CreateStream(t, e.kin, e.raw, shards)
 	e.table = testenv.UniqueName(t, "nearline")
 	e.checkpoints = e.table + "-checkpoints"
-	if _, err := dynamodbio.EnsureTable(ctx, e.ddb, e.table); err != nil {
+	if _, err := dynamodbio.EnsureTable(ctx, e.ddb, e.table, dynamodbio.LayoutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dynamodbio.EnsureCheckpointTable(ctx, e.ddb, e.checkpoints); err != nil {
@@ -159,7 +159,7 @@ func readStreamArchive(t *testing.T, root string) streamArchive {
 			err = archive.ReadStaged(bytes.NewReader(data), func(ev *records.Event) error { a.staged = append(a.staged, ev); return nil })
 		case strings.HasPrefix(o.Path, archive.ErrorsDir+"/"):
 			err = archive.ReadErrors(bytes.NewReader(data), func(r *archive.ErrorRecord) error { r2 := *r; a.errs = append(a.errs, &r2); return nil })
-		case strings.HasPrefix(o.Path, "_"):
+		case strings.HasPrefix(o.Path, "_"), strings.HasPrefix(o.Path, dynamodbio.OverflowDir+"/"):
 		default:
 			t.Errorf("unexpected archive file %s", o.Path)
 		}
@@ -188,7 +188,7 @@ func nearlineIDs(t *testing.T, api *dynamodb.Client, table string, staged []*rec
 	ids := map[string]int{}
 	for b := range buckets {
 		end := b.start + dynamodbio.DefaultBucket.Milliseconds()
-		err := dynamodbio.Query(ctx, api, table, b.tenant, b.metric, b.start, end, 0, func(ev *records.Event) error {
+		_, err := dynamodbio.Query(ctx, api, table, b.tenant, b.metric, b.start, end, func(ev *records.Event) error {
 			if ev.Tenant != b.tenant || ev.Metric != b.metric {
 				t.Errorf("query %v returned %s/%s", b, ev.Tenant, ev.Metric)
 			}

@@ -81,18 +81,41 @@ func main() {
 	jobConc := flag.Int("job-write-concurrency", 0, "BatchWriteItem calls in flight per page write of the job; 0: fineo stream's default")
 	schemas := flag.String("schemas", filepath.Join("testdata", "sample", "schemas"), "schema store (the sample's: tenant harbor)")
 	stall := flag.Duration("stall", 2*time.Minute, "if no sampled event becomes readable for this long, write a goroutine dump and fail")
+	b7 := flag.Bool("b7", false, "run benchmark B7 (a hot metric through per-key write limits) instead of B3")
+	b7Rate := flag.Int("b7-rate", 5000, "B7: events per second offered")
+	b7Duration := flag.Duration("b7-duration", time.Minute, "B7: how long they are offered")
+	b7Shards := flag.Int("b7-shards", 8, "B7: shards of the raw stream")
+	b7KeyWCU := flag.Int("b7-key-wcu", 1000, "B7: write units per second per DynamoDB partition key (AWS: 1,000)")
 	flag.Parse()
 	beamlog.LogLevel = "error"
 	profile = *cpuprofile
 	beam.Init()
 	go watchdog(*stall)
-	if err := run(*n, *shards, *samples, *conc, *jobConc, *schemas); err != nil {
+	run := func() error { return run(*n, *shards, *samples, *conc, *jobConc, *schemas) }
+	if *b7 {
+		run = func() error {
+			tenants, err := loadTenants(*schemas)
+			if err != nil {
+				return err
+			}
+			return runB7(*b7Rate, *b7Duration, *b7Shards, *b7KeyWCU, *samples, *jobConc, tenants)
+		}
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/stream:", err)
 		os.Exit(1)
 	}
 }
 
 var profile string
+
+func loadTenants(dir string) ([]*schema.Tenant, error) {
+	st, err := schema.OpenStore(context.Background(), dir)
+	if err != nil {
+		return nil, err
+	}
+	return schema.LoadAll(context.Background(), st)
+}
 
 func local(env string) bool {
 	u, err := url.Parse(os.Getenv(env))
@@ -119,11 +142,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	if err != nil {
 		return err
 	}
-	st, err := schema.OpenStore(ctx, schemaDir)
-	if err != nil {
-		return err
-	}
-	tenants, err := schema.LoadAll(ctx, st)
+	tenants, err := loadTenants(schemaDir)
 	if err != nil {
 		return err
 	}
@@ -180,14 +199,10 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	// The pipeline: raw stream → stage 1 → nearline table, while a producer
 	// puts the events and a sampler polls for them.
 	raw, table := "bench-raw-"+id, "bench-nearline-"+id
-	if err := kinesisio.CreateStream(ctx, kin, raw, shards); err != nil {
-		return err
-	}
-	job, err := startJob(ctx, ddb, raw, table, tenants, jobConc)
+	job, err := startOnNewStream(ctx, kin, ddb, raw, shards, table, tenants, jobConc)
 	if err != nil {
 		return err
 	}
-	time.Sleep(3 * time.Second) // let the job start and reach the (empty) stream's tip
 
 	// Phase 1 (throughput): put all n events as fast as the stand-in takes
 	// them; the rate is n over the time until the last one is readable.
@@ -357,7 +372,7 @@ type job struct {
 // for 20 s. It exits the program if the job ends with an error, or before
 // wait is called.
 func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenants []*schema.Tenant, writeConc int) (*job, error) {
-	if err := dynamodbio.CreateTable(ctx, ddb, table); err != nil {
+	if err := dynamodbio.CreateTable(ctx, ddb, table, dynamodbio.LayoutOptions{}); err != nil {
 		return nil, err
 	}
 	if err := dynamodbio.EnsureCheckpointTable(ctx, ddb, table+"-checkpoints"); err != nil {
@@ -398,6 +413,19 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 		}
 	}()
 	return j, nil
+}
+
+// startOnNewStream creates the raw stream, starts a job on it (startJob)
+// and waits until the job has started and reached the empty stream's tip.
+func startOnNewStream(ctx context.Context, kin kinesisio.StreamAdmin, ddb dynamodbio.API, raw string, shards int, table string, tenants []*schema.Tenant, writeConc int) (*job, error) {
+	if err := kinesisio.CreateStream(ctx, kin, raw, shards); err != nil {
+		return nil, err
+	}
+	j, err := startJob(ctx, ddb, raw, table, tenants, writeConc)
+	if err == nil {
+		time.Sleep(3 * time.Second)
+	}
+	return j, err
 }
 
 // sunk is how many staged events the job has settled in its table so far
@@ -526,12 +554,16 @@ type sample struct {
 func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base int64, size int, poll time.Duration) *sampler {
 	progress.Store(time.Now().UnixNano())
 	s := &sampler{queue: make(chan sample, size)}
+	layout, err := dynamodbio.OpenLayout(ctx, ddb, table, dynamodbio.LayoutOptions{})
+	if err != nil {
+		panic(err) // the table was just created
+	}
 	s.wg.Go(func() {
 		for sm := range s.queue {
 			ts := base + int64(sm.i)
 			for {
 				found := false
-				err := dynamodbio.Query(ctx, ddb, table, "harbor", "weather", ts, ts+1, 0, func(*records.Event) error {
+				_, err := layout.Query(ctx, "harbor", "weather", ts, ts+1, func(*records.Event) error {
 					found = true
 					return nil
 				})
@@ -620,7 +652,7 @@ type bareRun struct {
 // bareWrite writes items to a fresh table with dynamodbio.WriteItems and
 // conc calls in flight: the DynamoDB stand-in's own capacity.
 func bareWrite(ctx context.Context, ddb dynamodbio.API, table string, items []map[string]types.AttributeValue, conc int, cpu func() time.Duration) (bareRun, error) {
-	if err := dynamodbio.CreateTable(ctx, ddb, table); err != nil {
+	if err := dynamodbio.CreateTable(ctx, ddb, table, dynamodbio.LayoutOptions{}); err != nil {
 		return bareRun{}, err
 	}
 	cpu0, start := cpu(), time.Now()

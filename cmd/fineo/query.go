@@ -19,7 +19,7 @@ import (
 )
 
 // maxQueryBuckets bounds a query: each time bucket in the range costs one
-// DynamoDB Query request, even when it is empty.
+// DynamoDB Query call per shard of the bucket, even when it is empty.
 const maxQueryBuckets = 24 * 31
 
 // cmdQuery runs "fineo query": prints nearline events of one tenant and metric.
@@ -59,7 +59,7 @@ func runQuery(ctx context.Context, args []string, out io.Writer) error {
 		return usageError(errors.New("--to must be after --from"))
 	}
 	if n := (hi - lo) / dynamodbio.DefaultBucket.Milliseconds(); n > maxQueryBuckets {
-		return usageError(fmt.Errorf("range spans %d hourly buckets (one request each); query at most %d days at a time", n, maxQueryBuckets/24))
+		return usageError(fmt.Errorf("range spans %d hourly buckets (a request per shard of each); query at most %d days at a time", n, maxQueryBuckets/24))
 	}
 	if *format != "jsonl" && *format != "table" {
 		return usageError(fmt.Errorf("--format %q: want jsonl or table", *format))
@@ -75,7 +75,11 @@ func runQuery(ctx context.Context, args []string, out io.Writer) error {
 	}
 	n := 0
 	errLimit := errors.New("limit reached")
-	err = dynamodbio.Query(ctx, client, *table, *tenant, *metric, lo, hi, 0, func(ev *records.Event) error {
+	layout, err := openTableLayout(ctx, client, *table, dynamodbio.LayoutOptions{})
+	if err != nil {
+		return err
+	}
+	qs, err := layout.Query(ctx, *tenant, *metric, lo, hi, func(ev *records.Event) error {
 		if *limit > 0 && n >= *limit {
 			return errLimit
 		}
@@ -97,7 +101,7 @@ func runQuery(ctx context.Context, args []string, out io.Writer) error {
 	if errors.Is(err, errLimit) {
 		more = fmt.Sprintf(" (stopped at --limit %d)", *limit)
 	}
-	fmt.Fprintf(os.Stderr, "%d event(s)%s\n", n, more)
+	fmt.Fprintf(os.Stderr, "%d event(s)%s; %d bucket(s) × their partition keys = %d keys, %d DynamoDB Query call(s)\n", n, more, qs.Buckets, qs.Keys, qs.Calls)
 	return nil
 }
 

@@ -22,7 +22,7 @@ func TestQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := testenv.UniqueName(t, "q")
-	if err := dynamodbio.CreateTable(ctx, client, table); err != nil {
+	if err := dynamodbio.CreateTable(ctx, client, table, dynamodbio.LayoutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	base := int64(1700000000000) // 2023-11-14T22:13:20Z
@@ -34,6 +34,15 @@ func TestQuery(t *testing.T) {
 	}
 	other := &records.Event{ID: "x", Tenant: "skyline", Metric: "weather", Timestamp: base}
 	items = append(items, dynamodbio.Item(other, dynamodbio.ItemOptions{}))
+	layout, err := dynamodbio.OpenLayout(ctx, client, table, dynamodbio.LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := layout.Place(ctx, it, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, failed, err := dynamodbio.WriteItems(ctx, client, table, items, dynamodbio.WriterOptions{}); err != nil || len(failed) > 0 {
 		t.Fatal(err, failed)
 	}

@@ -90,14 +90,12 @@ func runReplayStaged(ctx context.Context, f replayFlags, out io.Writer) (metrics
 		fmt.Fprintf(out, "fineo replay: no staged events in %s .. %s under %s; nothing to do\n", orAll(from, "oldest"), orAll(to, "newest"), f.archive)
 		return metrics.Summary{}, nil
 	}
-	if f.createTable {
-		client, err := dynamodbio.NewClient(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := dynamodbio.CreateTable(ctx, client, f.table); err != nil {
-			return nil, err
-		}
+	client, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareTable(ctx, client, f.table, f.createTable, dynamodbio.LayoutOptions{}, out); err != nil {
+		return nil, err
 	}
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.ReplayStaged(s, pipelines.ReplayStagedConfig{Archive: f.archive, Days: days, Write: dynamodbio.WriteConfig{Table: f.table}})

@@ -60,16 +60,12 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 		files[i] = o.Path
 	}
 	fmt.Fprintf(out, "fineo restore: %s (%d file(s)) → table %s, runner %s\n", st.URL(prefix), len(files), table, runners.Name(runners.Bounded))
-	if create {
-		client, err := dynamodbio.NewClient(ctx)
-		if err != nil {
-			return err
-		}
-		rep, err := dynamodbio.EnsureTable(ctx, client, table)
-		if err != nil {
-			return err
-		}
-		printTableReport(out, rep)
+	client, err := dynamodbio.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	if err := prepareTable(ctx, client, table, create, dynamodbio.LayoutOptions{}, out); err != nil {
+		return err
 	}
 
 	// Why items failed: in-process workers report them here (remote

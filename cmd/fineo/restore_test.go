@@ -116,7 +116,7 @@ func TestCmdTableAndRestore(t *testing.T) {
 		}
 		n := 0
 		last := int64(0)
-		err = dynamodbio.Query(ctx, client, table, "harbor", "weather", restoreT0, restoreT0+2*3600_000, 0, func(ev *records.Event) error {
+		_, err = dynamodbio.Query(ctx, client, table, "harbor", "weather", restoreT0, restoreT0+2*3600_000, func(ev *records.Event) error {
 			if ev.Timestamp < last {
 				t.Errorf("out of order at %s", ev.ID)
 			}

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
@@ -31,7 +28,8 @@ type streamFlags struct {
 	start, checkpointTable, consumer, stages         string
 	window, stopAfterIdle, poll, discover            time.Duration
 	retention, bucket                                time.Duration
-	createTable                                      bool
+	createTable, fixedShards                         bool
+	shards                                           int
 	notify                                           notifyFlag
 }
 
@@ -67,7 +65,9 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.DurationVar(&f.poll, "poll", 200*time.Millisecond, "wait after an empty GetRecords page, and least time between two calls of a shard (5/s/shard is the service's limit)")
 		fs.DurationVar(&f.discover, "discover", 10*time.Second, "how often the shard list is read to find the children of splits and merges")
 		fs.DurationVar(&f.retention, "retention", dynamodbio.DefaultRetention, "nearline TTL: items expire this long after their event time (negative: no TTL)")
-		fs.DurationVar(&f.bucket, "bucket", dynamodbio.DefaultBucket, "nearline time bucket of the partition key (must match what queries use)")
+		fs.DurationVar(&f.bucket, "bucket", 0, "nearline time bucket of the partition key, recorded when --create-table creates the table (0: 1h); a table's recorded bucket is used, and another --bucket is an error")
+		fs.IntVar(&f.shards, "nearline-shards", dynamodbio.DefaultShards, "partition keys per metric and time bucket, recorded when --create-table creates the table (see fineo table shards)")
+		fs.BoolVar(&f.fixedShards, "fixed-shards", false, "never raise a metric's shard count when DynamoDB throttles it (by default writers double it, for events a minute ahead, when throttling persists)")
 	})
 	if err != nil {
 		return err
@@ -96,8 +96,9 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 	cfg := pipelines.StreamConfig{
 		Stages: f.stages, RawStream: f.rawStream, StagedStream: f.stagedStream, Table: f.table, Archive: f.archive,
 		Window: f.window, CheckpointTable: f.checkpointTable, Consumer: f.consumer,
-		Read:  kinesisio.ReadConfig{StopAfterIdle: f.stopAfterIdle, PollInterval: f.poll, DiscoverEvery: f.discover},
-		Items: dynamodbio.ItemOptions{Bucket: f.bucket, Retention: f.retention},
+		Read:   kinesisio.ReadConfig{StopAfterIdle: f.stopAfterIdle, PollInterval: f.poll, DiscoverEvery: f.discover},
+		Items:  dynamodbio.ItemOptions{Bucket: f.bucket, Retention: f.retention},
+		Layout: dynamodbio.LayoutOptions{Bucket: f.bucket, Shards: f.shards, Adaptive: !f.fixedShards},
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(fmt.Errorf("%w\n\n%s", err, streamHelp))
@@ -173,16 +174,7 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 		return nil, err
 	}
 	if cfg.Table != "" && cfg.Stages != pipelines.Stage1 {
-		if createTable {
-			err = dynamodbio.CreateTable(ctx, ddb, cfg.Table)
-		} else {
-			_, err = ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.Table)})
-			var missing *types.ResourceNotFoundException
-			if errors.As(err, &missing) {
-				err = usageError(fmt.Errorf("nearline table %s does not exist: create it with `fineo table create --table %[1]s`, or pass --create-table", cfg.Table))
-			}
-		}
-		if err != nil {
+		if err := prepareTable(ctx, ddb, cfg.Table, createTable, cfg.Layout, out); err != nil {
 			return nil, err
 		}
 	}

@@ -21,7 +21,9 @@ import (
 //
 //	{"Item":{"pk":{"S":"harbor#weather#1700000000000"},"ts":{"N":"1700000000123"},...}}
 //
-// Binary values are base64, numbers are strings. Files end in BackupSuffix;
+// Binary values are base64, numbers are strings. An item's pk in a backup is
+// the unsharded key of its bucket; restore replaces it with the key the
+// target table's layout gives it (Layout.Place). Files end in BackupSuffix;
 // Restore also reads the data files of a native DynamoDB export (*.json.gz).
 const BackupSuffix = ".jsonl.gz"
 
@@ -303,13 +305,13 @@ const restoreChunk = 40 * MaxBatch
 // their reasons; the error is non-nil when the restore stopped early (a
 // file could not be read, ctx ended, or writing hit a fatal error). Restoring
 // twice is harmless: items overwrite themselves.
-func Restore(ctx context.Context, api API, table string, st blob.Store, prefix string, o WriterOptions, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
+func Restore(ctx context.Context, l *Layout, st blob.Store, prefix string, o WriterOptions, overflow string, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	files, err := ListBackupFiles(ctx, st, prefix)
 	if err != nil {
 		return stats, nil, err
 	}
 	for _, obj := range files {
-		fs, f, err := RestoreFile(ctx, api, table, st, obj.Path, o, func(items int64) {
+		fs, f, err := RestoreFile(ctx, l, st, obj.Path, o, overflow, func(items int64) {
 			if progress != nil {
 				progress(stats.Files, stats.Items+items)
 			}
@@ -354,18 +356,21 @@ func (s *RestoreStats) add(o RestoreStats) {
 	s.Writes.add(o.Writes)
 }
 
-// RestoreFile writes every item of one backup file (path in st) into
-// table, in chunks. progress, if not nil, gets the items done so far in
+// RestoreFile writes every item of one backup file (path in st) into l's
+// table, in chunks, each item under the key the table's layout gives it
+// (Layout.Place: a backup's own pk is not kept, so a backup restores into
+// a table of any layout and shard counts; items over DynamoDB's limit are
+// compacted, or go to the overflow store). progress, if not nil, gets the items done so far in
 // the file. Items that could not be written are returned with their
 // reasons; the error is non-nil when the file could not be read to its
 // end (what was read before is written and counted) or writing stopped.
-func RestoreFile(ctx context.Context, api API, table string, st blob.Store, path string, o WriterOptions, progress func(items int64)) (stats RestoreStats, failed []FailedItem, err error) {
+func RestoreFile(ctx context.Context, l *Layout, st blob.Store, path string, o WriterOptions, overflow string, progress func(items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	buf := make([]map[string]types.AttributeValue, 0, restoreChunk)
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		ws, f, err := WriteItems(ctx, api, table, buf, o)
+		ws, f, err := WriteItems(ctx, l.api, l.table, buf, o)
 		stats.Writes.add(ws)
 		stats.Written += ws.Written
 		stats.Duplicates += ws.Duplicates
@@ -383,6 +388,11 @@ func RestoreFile(ctx context.Context, api API, table string, st blob.Store, path
 	}
 	err = ReadBackup(rc, func(item map[string]types.AttributeValue) error {
 		stats.Items++
+		if err := l.Place(ctx, item, overflow); err != nil {
+			stats.Failed++
+			failed = append(failed, FailedItem{Item: item, Reason: "not placed: " + err.Error()})
+			return nil
+		}
 		buf = append(buf, item)
 		if len(buf) >= restoreChunk {
 			return flush()

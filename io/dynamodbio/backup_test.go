@@ -50,7 +50,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	}
 	plain, _ := io.ReadAll(zr)
 	first := strings.SplitN(string(plain), "\n", 2)[0]
-	if !strings.HasPrefix(first, `{"Item":{`) || !strings.Contains(first, `"pk":{"S":"harbor#weather#1699999200000"}`) || !strings.Contains(first, `"ts":{"N":"1700000001000"}`) {
+	if !strings.HasPrefix(first, `{"Item":{`) || !strings.Contains(first, `"pk":{"S":"harbor#weather#1699999200000#`) || !strings.Contains(first, `"ts":{"N":"1700000001000"}`) {
 		t.Errorf("first line is not DynamoDB export JSON: %s", first)
 	}
 }
@@ -124,7 +124,11 @@ func TestRestore(t *testing.T) {
 	table := newTable(t)
 	var calls int
 	var lastFiles, lastItems int64
-	stats, failed, err := Restore(ctx, client, table, st, "backups/nearline/", fast, func(files, items int64) {
+	l, err := OpenLayout(ctx, client, table, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, failed, err := Restore(ctx, l, st, "backups/nearline/", fast, "", func(files, items int64) {
 		calls++
 		lastFiles, lastItems = files, items
 	})
@@ -144,7 +148,7 @@ func TestRestore(t *testing.T) {
 	}
 
 	// Restoring again changes nothing.
-	if _, failed, err := Restore(ctx, client, table, st, "backups/nearline/", fast, nil); err != nil || len(failed) > 0 {
+	if _, failed, err := Restore(ctx, layoutOf(t, client, table), st, "backups/nearline/", fast, "", nil); err != nil || len(failed) > 0 {
 		t.Fatalf("second restore: %v %v", err, failed)
 	}
 	if n := count(t, client, table); n != 2500 {
@@ -154,13 +158,13 @@ func TestRestore(t *testing.T) {
 	// Faults during restore are retried like any write.
 	table2 := newTable(t)
 	f := &faulty{API: client, unprocessedCalls: 5, throttleCalls: 3}
-	stats, failed, err = Restore(ctx, f, table2, st, "backups/nearline/", fast, nil)
+	stats, failed, err = Restore(ctx, layoutOf(t, f, table2), st, "backups/nearline/", fast, "", nil)
 	if err != nil || len(failed) > 0 || stats.Written != 2500 || stats.Writes.Throttles != 3 || stats.Writes.Retries < 5 {
 		t.Fatalf("restore through faults: %+v, %v, %d failed", stats, err, len(failed))
 	}
 
 	// No backup files: an error, not an empty success.
-	if _, _, err := Restore(ctx, client, table, st, "nothing/", fast, nil); err == nil {
+	if _, _, err := Restore(ctx, layoutOf(t, client, table), st, "nothing/", fast, "", nil); err == nil {
 		t.Error("restore of an empty prefix succeeded")
 	}
 	// A corrupt file stops the restore with its name; what was read before is written or failed.
@@ -169,11 +173,20 @@ func TestRestore(t *testing.T) {
 	WriteBackup(w, items[30:40])
 	w.Write([]byte("garbage after the gzip stream"))
 	w.Commit()
-	stats, failed, err = Restore(ctx, client, newTable(t), st, "bad/", fast, nil)
+	stats, failed, err = Restore(ctx, layoutOf(t, client, newTable(t)), st, "bad/", fast, "", nil)
 	if err == nil || !strings.Contains(err.Error(), "part-0001.jsonl.gz") {
 		t.Errorf("corrupt backup: err = %v", err)
 	}
 	if stats.Items != stats.Written+stats.Duplicates+int64(len(failed)) {
 		t.Errorf("corrupt backup: items not accounted for: %+v, %d failed", stats, len(failed))
 	}
+}
+
+func layoutOf(t *testing.T, api API, table string) *Layout {
+	t.Helper()
+	l, err := OpenLayout(context.Background(), api, table, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -16,12 +16,8 @@ import (
 )
 
 // CheckpointAPI is the part of the DynamoDB client the checkpoint table
-// uses. *dynamodb.Client implements it.
-type CheckpointAPI interface {
-	API
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-}
+// uses: the nearline table's API. *dynamodb.Client implements it.
+type CheckpointAPI = API
 
 var _ CheckpointAPI = (*dynamodb.Client)(nil)
 

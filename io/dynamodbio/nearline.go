@@ -102,6 +102,10 @@ type ItemOptions struct {
 	// Retention is how long after its event time an item expires (the TTL
 	// attribute expires_at). Negative: items carry no TTL attribute.
 	Retention time.Duration
+	// Overflow is the store (a directory or s3://bucket/prefix) where an
+	// event too large for an item even compressed is kept, the item naming
+	// it (WriteBlock). Empty: such an event fails to write.
+	Overflow string
 }
 
 // Item returns the nearline item of a staged event.
@@ -230,7 +234,16 @@ func sourceValue(l records.Lineage) map[string]types.AttributeValue {
 // their text is integral and fits, else as float64: DynamoDB normalises
 // numbers ("3.0" is stored as "3"), so an integral float64 field comes back
 // as int64 — the tenant schema says which type a field has.
+//
+// A compact item (see AttrStaged) is read from its staged record; an
+// overflow item must have been loaded first (Layout.Query does it).
 func EventFromItem(item map[string]types.AttributeValue) (*records.Event, error) {
+	if z, ok := item[AttrStaged].(*types.AttributeValueMemberB); ok {
+		return eventFromStaged(item, z.Value)
+	}
+	if _, ok := item[AttrOverflowPath]; ok {
+		return nil, fmt.Errorf("dynamodbio: item of event in the overflow store was not loaded")
+	}
 	ev := &records.Event{}
 	var err error
 	// lookup returns the attribute, or nil when it is absent (an error
@@ -420,6 +433,9 @@ type API interface {
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	// GetItem and PutItem read and write the table's layout records.
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 }
 
 var _ API = (*dynamodb.Client)(nil)
@@ -448,13 +464,16 @@ type TableReport struct {
 	// "already enabled on expires_at", or why it is not enabled.
 	TTL        string
 	TTLEnabled bool
+	// Layout is the table's key layout as recorded.
+	Layout *Layout
 }
 
-// CreateTable makes sure the nearline table exists and is ACTIVE, and that
-// TTL is enabled on expires_at. It is idempotent. Where the service does not
+// CreateTable makes sure the nearline table exists and is ACTIVE, that
+// TTL is enabled on expires_at, and that its key layout is recorded
+// (InitLayout with lo). It is idempotent. Where the service does not
 // support TTL (dynalite), that is logged and is not an error.
-func CreateTable(ctx context.Context, api API, table string) error {
-	rep, err := EnsureTable(ctx, api, table)
+func CreateTable(ctx context.Context, api API, table string, lo LayoutOptions) error {
+	rep, err := EnsureTable(ctx, api, table, lo)
 	if err != nil {
 		return err
 	}
@@ -465,7 +484,7 @@ func CreateTable(ctx context.Context, api API, table string) error {
 }
 
 // EnsureTable is CreateTable returning what it did.
-func EnsureTable(ctx context.Context, api API, table string) (TableReport, error) {
+func EnsureTable(ctx context.Context, api API, table string, lo LayoutOptions) (TableReport, error) {
 	rep := TableReport{Table: table}
 	desc, created, err := ensureTable(ctx, api, table)
 	if err != nil {
@@ -473,6 +492,9 @@ func EnsureTable(ctx context.Context, api API, table string) (TableReport, error
 	}
 	rep.Created = created
 	rep.Status = string(desc.TableStatus)
+	if rep.Layout, err = InitLayout(ctx, api, table, lo); err != nil {
+		return rep, err
+	}
 
 	ttl, err := api.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 	if err != nil {
@@ -613,55 +635,4 @@ func errorCode(err error) string {
 		return ae.ErrorCode()
 	}
 	return ""
-}
-
-// Query calls fn with every event of tenant and metric whose time is in
-// [from, to) (epoch millis), in time order (ties by event id). It visits the
-// time buckets overlapping the range (bucket must be the one the items were
-// written with; 0 means DefaultBucket), one paginated Query each; it never
-// scans. An error from fn stops the query and is returned.
-//
-// Items past their expires_at that DynamoDB has not deleted yet (that takes
-// up to a few days) are returned like any other.
-func Query(ctx context.Context, api API, table, tenant, metric string, from, to int64, bucket time.Duration, fn func(*records.Event) error) error {
-	if from >= to {
-		return nil
-	}
-	b := bucketMillis(bucket)
-	lo := fmt.Sprintf("%013d", from) // every sk of time from is above it
-	hi := fmt.Sprintf("%013d", to)   // every sk of time to is above it; all earlier ones below
-	for start := BucketStart(from, bucket); start < to; start += b {
-		pk := tenant + "#" + metric + "#" + strconv.FormatInt(start, 10)
-		in := &dynamodb.QueryInput{
-			TableName:              aws.String(table),
-			KeyConditionExpression: aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
-			ExpressionAttributeNames: map[string]string{
-				"#pk": AttrPK, "#sk": AttrSK,
-			},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": s(pk), ":lo": s(lo), ":hi": s(hi),
-			},
-			ScanIndexForward: aws.Bool(true),
-		}
-		for {
-			out, err := api.Query(ctx, in)
-			if err != nil {
-				return fmt.Errorf("dynamodbio: query %s pk %s: %w", table, pk, err)
-			}
-			for _, item := range out.Items {
-				ev, err := EventFromItem(item)
-				if err != nil {
-					return fmt.Errorf("dynamodbio: query %s pk %s: %w", table, pk, err)
-				}
-				if err := fn(ev); err != nil {
-					return err
-				}
-			}
-			if len(out.LastEvaluatedKey) == 0 {
-				break
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
-		}
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,10 +163,28 @@ func events(tenant, metric string, start int64, n int, step int64) []*records.Ev
 	return evs
 }
 
+// itemsOf returns the items of evs under the keys of a new table's layout
+// (v2, DefaultShards for every metric).
 func itemsOf(evs []*records.Event) []map[string]types.AttributeValue {
 	items := make([]map[string]types.AttributeValue, len(evs))
 	for i, ev := range evs {
 		items[i] = Item(ev, ItemOptions{})
+		items[i][AttrPK] = s(PartitionKey(ev.Tenant, ev.Metric, ev.Timestamp, 0) + "#" + strconv.Itoa(shardOf(ev.ID, DefaultShards)))
+	}
+	return items
+}
+
+// placed puts items under the keys of table's recorded layout.
+func placed(t *testing.T, api API, table string, items []map[string]types.AttributeValue) []map[string]types.AttributeValue {
+	t.Helper()
+	l, err := OpenLayout(context.Background(), api, table, LayoutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := l.Place(context.Background(), it, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return items
 }
@@ -179,7 +198,7 @@ func setup(t *testing.T) (*dynamodb.Client, func(t *testing.T) string) {
 	}
 	return client, func(t *testing.T) string {
 		table := testenv.UniqueName(t, "nearline")
-		if _, err := EnsureTable(context.Background(), client, table); err != nil {
+		if _, err := EnsureTable(context.Background(), client, table, LayoutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		return table
@@ -189,7 +208,8 @@ func setup(t *testing.T) (*dynamodb.Client, func(t *testing.T) string) {
 func count(t *testing.T, c *dynamodb.Client, table string) int {
 	t.Helper()
 	n := 0
-	p := dynamodb.NewScanPaginator(c, &dynamodb.ScanInput{TableName: aws.String(table), Select: types.SelectCount})
+	p := dynamodb.NewScanPaginator(c, &dynamodb.ScanInput{TableName: aws.String(table), Select: types.SelectCount,
+		FilterExpression: aws.String("NOT begins_with(pk, :meta)"), ExpressionAttributeValues: map[string]types.AttributeValue{":meta": s(metaPrefix)}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
@@ -203,7 +223,7 @@ func count(t *testing.T, c *dynamodb.Client, table string) int {
 func queryAll(t *testing.T, api API, table, tenant, metric string, from, to int64) []*records.Event {
 	t.Helper()
 	var got []*records.Event
-	if err := Query(context.Background(), api, table, tenant, metric, from, to, 0, func(ev *records.Event) error {
+	if _, err := Query(context.Background(), api, table, tenant, metric, from, to, func(ev *records.Event) error {
 		got = append(got, ev)
 		return nil
 	}); err != nil {
@@ -239,7 +259,7 @@ func TestNearline(t *testing.T) {
 
 	t.Run("CreateTableIdempotent", func(t *testing.T) {
 		table := testenv.UniqueName(t, "nearline")
-		rep, err := EnsureTable(ctx, client, table)
+		rep, err := EnsureTable(ctx, client, table, LayoutOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,14 +267,14 @@ func TestNearline(t *testing.T) {
 			t.Fatalf("first EnsureTable: %+v", rep)
 		}
 		t.Logf("TTL: %s", rep.TTL)
-		rep, err = EnsureTable(ctx, client, table)
+		rep, err = EnsureTable(ctx, client, table, LayoutOptions{})
 		if err != nil {
 			t.Fatalf("second EnsureTable: %v", err)
 		}
 		if rep.Created || rep.Status != "ACTIVE" {
 			t.Fatalf("second EnsureTable: %+v", rep)
 		}
-		if err := CreateTable(ctx, client, table); err != nil {
+		if err := CreateTable(ctx, client, table, LayoutOptions{}); err != nil {
 			t.Fatalf("CreateTable on an existing table: %v", err)
 		}
 		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
@@ -272,7 +292,7 @@ func TestNearline(t *testing.T) {
 	t.Run("RoundTripThroughService", func(t *testing.T) {
 		table := newTable(t)
 		ev := sampleEvent()
-		st, failed, err := WriteItems(ctx, client, table, []map[string]types.AttributeValue{Item(ev, ItemOptions{})}, fast)
+		st, failed, err := WriteItems(ctx, client, table, placed(t, client, table, []map[string]types.AttributeValue{Item(ev, ItemOptions{})}), fast)
 		if err != nil || len(failed) > 0 || st.Written != 1 {
 			t.Fatalf("write: %+v %v %v", st, failed, err)
 		}
@@ -291,7 +311,7 @@ func TestNearline(t *testing.T) {
 		evs := events("harbor", "weather", t0, 1000, 17_000)
 		other := append(events("harbor", "weather2", t0, 50, 17_000), events("quay", "weather", t0, 50, 17_000)...)
 		start := time.Now()
-		st, failed, err := WriteItems(ctx, client, table, itemsOf(append(evs, other...)), fast)
+		st, failed, err := WriteItems(ctx, client, table, placed(t, client, table, itemsOf(append(evs, other...))), fast)
 		if err != nil || len(failed) > 0 {
 			t.Fatalf("write: %v, %d failed", err, len(failed))
 		}
@@ -335,7 +355,7 @@ func TestNearline(t *testing.T) {
 		}
 		stop := errors.New("stop")
 		n := 0
-		err = Query(ctx, client, table, "harbor", "weather", from, to, 0, func(*records.Event) error {
+		_, err = Query(ctx, client, table, "harbor", "weather", from, to, func(*records.Event) error {
 			n++
 			if n == 3 {
 				return stop
@@ -356,7 +376,7 @@ func TestNearline(t *testing.T) {
 		changed.Fields = map[string]any{"i": int64(-1)}
 		items = append(items[:10], append([]map[string]types.AttributeValue{Item(&changed, ItemOptions{})}, items[10:]...)...)
 		items = append(items, Item(evs[29], ItemOptions{}))
-		st, failed, err := WriteItems(ctx, client, table, items, fast)
+		st, failed, err := WriteItems(ctx, client, table, placed(t, client, table, items), fast)
 		if err != nil || len(failed) > 0 {
 			t.Fatalf("write: %v %v", err, failed)
 		}
@@ -374,7 +394,7 @@ func TestNearline(t *testing.T) {
 			}
 		}
 		// Replay: the same items again change nothing.
-		if _, failed, err := WriteItems(ctx, client, table, itemsOf(evs), fast); err != nil || len(failed) > 0 {
+		if _, failed, err := WriteItems(ctx, client, table, placed(t, client, table, itemsOf(evs)), fast); err != nil || len(failed) > 0 {
 			t.Fatalf("replay: %v %v", err, failed)
 		}
 		if n := count(t, client, table); n != 30 {

@@ -1,6 +1,7 @@
 package dynamodbio
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -36,8 +37,11 @@ func init() {
 // RestoreConfig configures RestoreFiles.
 type RestoreConfig struct {
 	Backup string // backup root: a directory or s3://bucket/prefix
-	Table  string
+	Table  string // its layout must be recorded (EnsureTable or InitLayout) first
 	Writer WriterOptions
+	// Overflow is where events too large for an item even compressed go
+	// (ItemOptions.Overflow); default the backup root.
+	Overflow string
 	// FailedOut, when set, is where the items that could not be written go,
 	// as one backup file (restore can read it again).
 	FailedOut string
@@ -52,7 +56,7 @@ type RestoreConfig struct {
 func RestoreFiles(s beam.Scope, cfg RestoreConfig, files []string) {
 	s = s.Scope("dynamodbio.Restore")
 	names := beam.Reshuffle(s, beam.CreateList(s, files))
-	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer, KeepFailed: cfg.FailedOut != ""}, names)
+	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer, Overflow: cmp.Or(cfg.Overflow, cfg.Backup), KeepFailed: cfg.FailedOut != ""}, names)
 	if cfg.FailedOut != "" {
 		beam.ParDo0(s, &writeFailedFn{Path: cfg.FailedOut}, beam.GroupByKey(s, failed))
 	}
@@ -72,12 +76,12 @@ func SetRestoreFailureSink(f func(FailedItem)) {
 }
 
 type restoreFn struct {
-	Backup, Table string
-	Writer        WriterOptions
-	KeepFailed    bool // emit the failed items (only --failed-out reads them)
+	Backup, Table, Overflow string
+	Writer                  WriterOptions
+	KeepFailed              bool // emit the failed items (only --failed-out reads them)
 
-	api   API
-	store blob.Store
+	layout *Layout
+	store  blob.Store
 }
 
 func (f *restoreFn) Setup(ctx context.Context) error {
@@ -89,12 +93,13 @@ func (f *restoreFn) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.store, f.api = st, c
-	return nil
+	f.store = st
+	f.layout, err = OpenLayout(ctx, c, f.Table, LayoutOptions{})
+	return err
 }
 
 func (f *restoreFn) ProcessElement(ctx context.Context, file string, emit func(string, archive.Block)) error {
-	stats, failed, err := RestoreFile(ctx, f.api, f.Table, f.store, file, f.Writer, nil)
+	stats, failed, err := RestoreFile(ctx, f.layout, f.store, file, f.Writer, f.Overflow, nil)
 	for name, n := range map[string]int64{
 		RestoreFilesDone: stats.Files, RestoreItems: stats.Items, RestoreWritten: stats.Written,
 		RestoreDuplicates: stats.Duplicates, RestoreFailed: stats.Failed, RestoreCalls: stats.Writes.Calls,

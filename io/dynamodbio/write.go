@@ -109,12 +109,20 @@ type FailedItem struct {
 // help (missing table, access denied) — and then every item not written is
 // in the failed list too.
 func WriteItems(ctx context.Context, api API, table string, items []map[string]types.AttributeValue, o WriterOptions) (WriteStats, []FailedItem, error) {
+	return writeItems(ctx, api, table, items, o, nil)
+}
+
+// writeItems is WriteItems telling throttled, if not nil, of every item
+// an attempt did not write because of throttling: in a call answered with a
+// throttling error, or returned in UnprocessedItems. It is called from the
+// writer goroutines, one at a time.
+func writeItems(ctx context.Context, api API, table string, items []map[string]types.AttributeValue, o WriterOptions, throttled func([]types.WriteRequest)) (WriteStats, []FailedItem, error) {
 	o = o.withDefaults()
 	var stats WriteStats
 	uniq := dedupe(items)
 	stats.Duplicates = int64(len(items) - len(uniq))
 
-	w := &writer{api: api, table: table, o: o}
+	w := &writer{api: api, table: table, o: o, throttled: throttled}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -181,9 +189,10 @@ func itemKey(item map[string]types.AttributeValue) (string, bool) {
 }
 
 type writer struct {
-	api   API
-	table string
-	o     WriterOptions
+	api       API
+	table     string
+	o         WriterOptions
+	throttled func([]types.WriteRequest)
 
 	mu     sync.Mutex
 	stats  WriteStats
@@ -212,6 +221,15 @@ func (w *writer) failAll(reqs []types.WriteRequest, err error) {
 		err = f
 	}
 	w.fail(reqs, "not written: "+err.Error())
+}
+
+func (w *writer) tellThrottled(reqs []types.WriteRequest) {
+	if w.throttled == nil || len(reqs) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.throttled(reqs)
+	w.mu.Unlock()
 }
 
 func (w *writer) setFatal(err error) {
@@ -261,6 +279,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []types.WriteRequest) e
 			switch classify(err) {
 			case errThrottle:
 				w.count(func(s *WriteStats) { s.Throttles++ })
+				w.tellThrottled(pending)
 				last = err.Error()
 				continue
 			case errRetry:
@@ -296,6 +315,7 @@ func (w *writer) writeBatch(ctx context.Context, pending []types.WriteRequest) e
 			s.Written += int64(written)
 			s.Unprocessed += int64(len(un))
 		})
+		w.tellThrottled(un)
 		pending = un
 		last = fmt.Sprintf("%d item(s) still unprocessed by DynamoDB (UnprocessedItems)", len(un))
 	}

@@ -29,8 +29,8 @@
 // MaxPutBytes bytes. Only the entries the service reports as failed are
 // retried; records that cannot be written come back as FailedRecord with
 // the reason, so that Written + len(failed) always equals the input.
-// PartitionKey(tenant, metric) keeps one tenant's metric on one shard, in
-// order.
+// EventPartitionKey(id) spreads one metric's staged records over every
+// shard.
 //
 // # Ordering
 //

@@ -46,7 +46,7 @@ var fast = ReaderOptions{MinInterval: -1}
 func keyed(n, k int, from map[string]int) []PutRecord {
 	recs := make([]PutRecord, n)
 	for i := range recs {
-		key := PartitionKey("tenant"+fmt.Sprint(i%k%3), fmt.Sprintf("metric%02d", i%k))
+		key := fmt.Sprintf("tenant%d/metric%02d", i%k%3, i%k)
 		recs[i] = PutRecord{Data: fmt.Appendf(nil, "%s#%06d", key, from[key]), PartitionKey: key}
 		from[key]++
 	}
@@ -898,9 +898,41 @@ func TestPutRecordsBatching(t *testing.T) {
 	}
 }
 
-func TestPartitionKey(t *testing.T) {
-	if got := PartitionKey("harbor", "weather"); got != "harbor/weather" {
-		t.Fatalf("PartitionKey = %q", got)
+// TestEventPartitionKeySpreads: the staged records of one metric, keyed by
+// event id, land on every shard of the stream, evenly; the same id always
+// on the same shard.
+func TestEventPartitionKeySpreads(t *testing.T) {
+	client, stream := setup(t, 4)
+	var entries []types.PutRecordsRequestEntry
+	for i := range 400 {
+		id := fmt.Sprintf("%08x-0000-5000-8000-%012x", i*2654435761, i) // event-id-like text
+		entries = append(entries, types.PutRecordsRequestEntry{Data: []byte("harbor/weather"), PartitionKey: aws.String(EventPartitionKey(id))})
+	}
+	shardOf := map[string]string{}
+	perShard := map[string]int{}
+	for round := range 2 {
+		out, err := client.PutRecords(testCtx(t), &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
+		if err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+			t.Fatal(err)
+		}
+		for i, r := range out.Records {
+			key := aws.ToString(entries[i].PartitionKey)
+			if round == 1 && shardOf[key] != aws.ToString(r.ShardId) {
+				t.Fatalf("id %s went to %s, then to %s", key, shardOf[key], aws.ToString(r.ShardId))
+			}
+			shardOf[key] = aws.ToString(r.ShardId)
+			if round == 0 {
+				perShard[aws.ToString(r.ShardId)]++
+			}
+		}
+	}
+	if len(perShard) != 4 {
+		t.Fatalf("one metric's records used %d of 4 shards: %v", len(perShard), perShard)
+	}
+	for sh, n := range perShard {
+		if n < 50 {
+			t.Errorf("shard %s got %d of 400 records: %v", sh, n, perShard)
+		}
 	}
 }
 

@@ -84,11 +84,12 @@ type Stage1Config struct {
 	MaxRecordBytes int // default stage1.KinesisRecordLimit
 	// Table, when set, is the nearline table staged events are written to
 	// (stage 2 fused into stage 1).
-	Table string
-	Items dynamodbio.ItemOptions
+	Table  string
+	Items  dynamodbio.ItemOptions
+	Layout dynamodbio.LayoutOptions
 	// StagedStream, when set, is the Kinesis stream staged events are put
 	// to, one record each (Avro binary, archive.StagedSchema), partition
-	// key tenant/metric.
+	// key the event id (kinesisio.EventPartitionKey).
 	StagedStream string
 	Writer       dynamodbio.WriterOptions
 	Put          kinesisio.WriterOptions
@@ -101,7 +102,7 @@ func Stage1Pages(s beam.Scope, cfg Stage1Config, pages beam.PCollection) beam.PC
 	if err != nil {
 		panic(fmt.Sprintf("streaming: encoding schemas: %v", err))
 	}
-	return beam.ParDo(s, &stage1Fn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, Table: cfg.Table, Items: cfg.Items,
+	return beam.ParDo(s, &stage1Fn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, Table: cfg.Table, Items: cfg.Items, Layout: cfg.Layout,
 		StagedStream: cfg.StagedStream, Writer: cfg.Writer, Put: cfg.Put}, pages)
 }
 
@@ -109,6 +110,7 @@ func Stage1Pages(s beam.Scope, cfg Stage1Config, pages beam.PCollection) beam.PC
 type Stage2Config struct {
 	Table  string
 	Items  dynamodbio.ItemOptions
+	Layout dynamodbio.LayoutOptions
 	Writer dynamodbio.WriterOptions
 }
 
@@ -116,7 +118,7 @@ type Stage2Config struct {
 // keyed by shard; only processing errors are archived after it.
 func Stage2Pages(s beam.Scope, cfg Stage2Config, pages beam.PCollection) beam.PCollection {
 	s = s.Scope("streaming.Stage2")
-	return beam.ParDo(s, &stage2Fn{Table: cfg.Table, Items: cfg.Items, Writer: cfg.Writer}, pages)
+	return beam.ParDo(s, &stage2Fn{Table: cfg.Table, Items: cfg.Items, Layout: cfg.Layout, Writer: cfg.Writer}, pages)
 }
 
 // clients are the AWS clients of the page DoFns; tests replace newClients
@@ -150,12 +152,14 @@ type stage1Fn struct {
 	MaxRecordBytes int
 	Table          string
 	Items          dynamodbio.ItemOptions
+	Layout         dynamodbio.LayoutOptions
 	StagedStream   string
 	Writer         dynamodbio.WriterOptions
 	Put            kinesisio.WriterOptions
 
-	batch *stage1.Batch
-	c     clients
+	batch  *stage1.Batch
+	c      clients
+	layout *dynamodbio.Layout
 }
 
 func (f *stage1Fn) Setup(ctx context.Context) error {
@@ -168,7 +172,10 @@ func (f *stage1Fn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.batch = b
-	f.c, err = newClients(ctx, f.Table != "", f.StagedStream != "")
+	if f.c, err = newClients(ctx, f.Table != "", f.StagedStream != ""); err != nil || f.Table == "" {
+		return err
+	}
+	f.layout, err = dynamodbio.OpenLayout(ctx, f.c.dynamo, f.Table, f.Layout)
 	return err
 }
 
@@ -203,7 +210,7 @@ func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 		procErrs = appendBlock(procErrs, failed)
 	}
 	if f.Table != "" && all.Count > 0 {
-		failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, all, f.Items, f.Writer)
+		failed, err := dynamodbio.WriteBlock(ctx, f.layout, all, f.Items, f.Writer)
 		if err != nil && ctx.Err() != nil {
 			return err
 		}
@@ -280,7 +287,7 @@ func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.
 			}
 			break
 		}
-		rec := kinesisio.PutRecord{Data: data[:len(data)-len(rest)], PartitionKey: kinesisio.PartitionKey(ev.Tenant, ev.Metric)}
+		rec := kinesisio.PutRecord{Data: data[:len(data)-len(rest)], PartitionKey: kinesisio.EventPartitionKey(ev.ID)}
 		events[&rec.Data[0]] = ev
 		recs = append(recs, rec)
 		data = rest
@@ -305,13 +312,18 @@ func putStaged(ctx context.Context, api kinesisio.API, stream string, b archive.
 type stage2Fn struct {
 	Table  string
 	Items  dynamodbio.ItemOptions
+	Layout dynamodbio.LayoutOptions
 	Writer dynamodbio.WriterOptions
 
-	c clients
+	c      clients
+	layout *dynamodbio.Layout
 }
 
 func (f *stage2Fn) Setup(ctx context.Context) (err error) {
-	f.c, err = newClients(ctx, true, false)
+	if f.c, err = newClients(ctx, true, false); err != nil {
+		return err
+	}
+	f.layout, err = dynamodbio.OpenLayout(ctx, f.c.dynamo, f.Table, f.Layout)
 	return err
 }
 
@@ -336,7 +348,7 @@ func (f *stage2Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 	}
 	metrics.Counter(metrics.EventsIn).Inc(ctx, int64(len(page.Records)))
 	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, bad.Count)
-	failed, err := dynamodbio.WriteBlock(ctx, f.c.dynamo, f.Table, staged, f.Items, f.Writer)
+	failed, err := dynamodbio.WriteBlock(ctx, f.layout, staged, f.Items, f.Writer)
 	if err != nil && ctx.Err() != nil {
 		return err
 	}
