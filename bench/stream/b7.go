@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/kinesisio"
 	"github.com/fineo-io/ingest/metrics"
+	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/records"
 	"github.com/fineo-io/ingest/schema"
 )
@@ -29,7 +31,7 @@ import (
 // writes the same metric's events spread over 24 hours into a table of its
 // own and reads them back with one query, printing the DynamoDB calls it
 // took against the bound (buckets × shards, plus one per further page).
-func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, tenants []*schema.Tenant) error {
+func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, tenants []*schema.Tenant, layout dynamodbio.LayoutOptions) error {
 	if !local("AWS_ENDPOINT_URL_KINESIS") || !local("AWS_ENDPOINT_URL_DYNAMODB") {
 		return fmt.Errorf("AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB must point at local stand-ins (eval \"$(scripts/standins.sh start)\")")
 	}
@@ -65,16 +67,26 @@ func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, t
 	for i := range recs {
 		recs[i] = kinesisio.PutRecord{Data: event(base, i), PartitionKey: strconv.Itoa(i)}
 	}
-	fmt.Printf("B7 hot metric: %d events of harbor/weather at %d/s for %v; raw stream %d shards; DynamoDB limited to %d write units/s per partition key, Kinesis to 1 MiB and 1,000 records/s per shard\n",
-		n, rate, d, rawShards, keyWCU)
+	fmt.Printf("B7 hot metric: %d events of harbor/weather at %d/s for %v; raw stream %d shards; nearline %d keys per metric and hour (adaptive %v); DynamoDB limited to %d write units/s per partition key, Kinesis to 1 MiB and 1,000 records/s per shard\n",
+		n, rate, d, rawShards, max(layout.Shards, 1), layout.Adaptive, keyWCU)
 	raw, table := "bench-hot-raw-"+id, "bench-hot-"+id
-	job, err := startOnNewStream(ctx, kin, ddb, raw, rawShards, table, tenants, jobConc)
+	job, err := startOnNewStream(ctx, kin, ddb, raw, rawShards, table, tenants, jobConc, layout)
 	if err != nil {
 		return err
 	}
 	every := max(1, n/samples)
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	cpus := []cpuMeter{{"this process (job, producer, proxies, sampler)", procCPU("self")}, {"kinesalite", standinCPU("kinesalite")}, {"dynalite", standinCPU("dynalite")}}
+	cpu0 := readCPU(cpus)
 	first := time.Now()
-	ph := sendAndWait(ctx, kin, ddb, raw, table, base, recs, every, float64(rate))
+	ph := sendAndWait(ctx, kin, ddb, raw, table, tenants, base, recs, every, float64(rate))
 	if ph.err != nil {
 		return ph.err
 	}
@@ -82,6 +94,7 @@ func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, t
 		time.Sleep(50 * time.Millisecond)
 	}
 	settled := time.Since(first)
+	cpuLine := cpuUse(cpus, cpu0, readCPU(cpus), settled, n)
 	sum, err := job.wait()
 	if err != nil {
 		return err
@@ -94,10 +107,14 @@ func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, t
 		n, settled.Seconds(), float64(n)/settled.Seconds(), float64(n)/settled.Seconds()/float64(rate))
 	fmt.Printf("  latency PutRecords → readable by Query (%d samples): p50 %v  p99 %v  max %v (target p99 < 2s)\n", len(ph.lat), ph.q(0.5), ph.q(0.99), ph.q(1))
 	fmt.Printf("  worst latency per 5 s of sending: %s\n", ph.worstBySecond(5*time.Second))
+	fmt.Printf("  CPU, ms per 1,000 events: %s\n", cpuLine)
 	fmt.Printf("  throttling: DynamoDB items held back by the per-key limit %d, BatchWriteItem calls throttled %d; Kinesis records held back by the per-shard limit %d\n",
 		dynProxy.Limited("BatchWriteItem"), sum[dynamodbio.NearlineThrottles], kinProxy.Limited("PutRecords"))
 	fmt.Printf("  write_failed (nearline_failed): %d (target 0); shard-count raises: %d; processing errors: %d\n",
 		sum[dynamodbio.NearlineFailed], sum[dynamodbio.NearlineShardRaises], sum[metrics.ProcessingErrors])
+	for _, eq := range pipelines.StreamConservation(sum, pipelines.StagesAll) {
+		fmt.Printf("  conservation: %s\n", eq)
+	}
 	if err := dropTables(ctx, ddb, table, table+"-checkpoints"); err != nil {
 		return err
 	}

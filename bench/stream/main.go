@@ -86,6 +86,8 @@ func main() {
 	b7Duration := flag.Duration("b7-duration", time.Minute, "B7: how long they are offered")
 	b7Shards := flag.Int("b7-shards", 8, "B7: shards of the raw stream")
 	b7KeyWCU := flag.Int("b7-key-wcu", 1000, "B7: write units per second per DynamoDB partition key (AWS: 1,000)")
+	b7TableShards := flag.Int("b7-table-shards", dynamodbio.DefaultShards, "B7: the nearline table's partition keys per metric and hour (1: as one key per bucket, the layout before sharding)")
+	b7Adaptive := flag.Bool("b7-adaptive", false, "B7: the job raises a throttled metric's shard count, as fineo stream does unless --fixed-shards")
 	flag.Parse()
 	beamlog.LogLevel = "error"
 	profile = *cpuprofile
@@ -98,7 +100,8 @@ func main() {
 			if err != nil {
 				return err
 			}
-			return runB7(*b7Rate, *b7Duration, *b7Shards, *b7KeyWCU, *samples, *jobConc, tenants)
+			return runB7(*b7Rate, *b7Duration, *b7Shards, *b7KeyWCU, *samples, *jobConc, tenants,
+				dynamodbio.LayoutOptions{Shards: *b7TableShards, Adaptive: *b7Adaptive})
 		}
 	}
 	if err := run(); err != nil {
@@ -199,7 +202,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	// The pipeline: raw stream → stage 1 → nearline table, while a producer
 	// puts the events and a sampler polls for them.
 	raw, table := "bench-raw-"+id, "bench-nearline-"+id
-	job, err := startOnNewStream(ctx, kin, ddb, raw, shards, table, tenants, jobConc)
+	job, err := startOnNewStream(ctx, kin, ddb, raw, shards, table, tenants, jobConc, dynamodbio.LayoutOptions{})
 	if err != nil {
 		return err
 	}
@@ -209,7 +212,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	// Phase 2 (latency): events at half that rate for 10 s, each sampled
 	// one polled until readable — latency under a load the job sustains.
 	first := time.Now()
-	burst := sendAndWait(ctx, kin, ddb, raw, table, base, recs, every, 0)
+	burst := sendAndWait(ctx, kin, ddb, raw, table, tenants, base, recs, every, 0)
 	if burst.err != nil {
 		return burst.err
 	}
@@ -228,7 +231,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	for i := range recs2 {
 		recs2[i] = kinesisio.PutRecord{Data: event(base2, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
 	}
-	paced := sendAndWait(ctx, kin, ddb, raw, table, base2, recs2, max(1, m/samples), paceRate)
+	paced := sendAndWait(ctx, kin, ddb, raw, table, tenants, base2, recs2, max(1, m/samples), paceRate)
 	if paced.err != nil {
 		return paced.err
 	}
@@ -263,14 +266,14 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	fmt.Printf("  dynamodb stand-in, bare BatchWriteItem loop again, just before the drain: %8.0f items/s%s\n", write2.rate, write2.cpu)
 	writeRate := max(write1.rate, write2.rate)
 	drainTable := "bench-drain-" + id
-	drainJob, err := startJob(ctx, ddb, drainRaw, drainTable, tenants, jobConc)
+	drainJob, err := startJob(ctx, ddb, drainRaw, drainTable, tenants, jobConc, dynamodbio.LayoutOptions{})
 	if err != nil {
 		return err
 	}
 	const dyn = 2 // cpus[dyn] is dynalite's
 	cpus := []cpuMeter{{"job (this process)", jobCPU}, {"kinesalite", kinCPU}, {"dynalite", dynCPU}}
 	cpu0 := readCPU(cpus)
-	sm := startSampler(ctx, ddb, drainTable, base, n/every+2, 100*time.Millisecond)
+	sm := startSampler(ctx, ddb, drainTable, tenants, base, n/every+2, 100*time.Millisecond)
 	for i := range n {
 		if sampled(i, n, every) {
 			sm.add(i, drainJob.start)
@@ -371,8 +374,8 @@ type job struct {
 // trim horizon) into a fresh nearline table, until the stream has been idle
 // for 20 s. It exits the program if the job ends with an error, or before
 // wait is called.
-func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenants []*schema.Tenant, writeConc int) (*job, error) {
-	if err := dynamodbio.CreateTable(ctx, ddb, table, dynamodbio.LayoutOptions{}); err != nil {
+func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenants []*schema.Tenant, writeConc int, lo dynamodbio.LayoutOptions) (*job, error) {
+	if err := dynamodbio.CreateTable(ctx, ddb, table, lo); err != nil {
 		return nil, err
 	}
 	if err := dynamodbio.EnsureCheckpointTable(ctx, ddb, table+"-checkpoints"); err != nil {
@@ -390,7 +393,7 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 		// leaving phase 2 waiting for a job that was gone.
 		Read:            kinesisio.ReadConfig{StopAfterIdle: 20 * time.Second},
 		CheckpointTable: table + "-checkpoints", Consumer: "bench",
-		Writer: dynamodbio.WriterOptions{Concurrency: writeConc}}
+		Writer: dynamodbio.WriterOptions{Concurrency: writeConc}, Layout: lo}
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Stream(s, cfg)
 	j := &job{start: time.Now(), counters: runners.CountersOf(runners.Unbounded), done: make(chan struct{})}
@@ -417,11 +420,11 @@ func startJob(ctx context.Context, ddb dynamodbio.API, raw, table string, tenant
 
 // startOnNewStream creates the raw stream, starts a job on it (startJob)
 // and waits until the job has started and reached the empty stream's tip.
-func startOnNewStream(ctx context.Context, kin kinesisio.StreamAdmin, ddb dynamodbio.API, raw string, shards int, table string, tenants []*schema.Tenant, writeConc int) (*job, error) {
+func startOnNewStream(ctx context.Context, kin kinesisio.StreamAdmin, ddb dynamodbio.API, raw string, shards int, table string, tenants []*schema.Tenant, writeConc int, lo dynamodbio.LayoutOptions) (*job, error) {
 	if err := kinesisio.CreateStream(ctx, kin, raw, shards); err != nil {
 		return nil, err
 	}
-	j, err := startJob(ctx, ddb, raw, table, tenants, writeConc)
+	j, err := startJob(ctx, ddb, raw, table, tenants, writeConc, lo)
 	if err == nil {
 		time.Sleep(3 * time.Second)
 	}
@@ -507,12 +510,13 @@ func (p phase) worstBySecond(d time.Duration) string {
 	return strings.Join(out, " ")
 }
 
-// sustained returns the rate at which a backlog of n events became
-// readable between the first sample at or past 10% of it and the first at
-// or past 90%, and those two samples: the steady state, without the job's
-// start-up (prism's, and each shard's first GetRecords) and the shards
-// finishing one after another. The poller finds samples in order, so a
-// sample's latency is when it and every sample before it were readable.
+// sustained returns the rate at which n events became readable between
+// the first sample at or past 10% of them and the first at or past 90%, and
+// those two samples: the steady state, without the job's start-up (prism's,
+// and each shard's first GetRecords) and the shards finishing one after
+// another. The poller finds samples in order, so a sample's sent time plus
+// its latency is when it and every sample before it were readable (for a
+// backlog, every sample's sent time is the job's start).
 func (p phase) sustained(n int) (rate float64, lo, hi sample) {
 	at := func(f int) sample {
 		for _, sm := range p.found {
@@ -523,10 +527,11 @@ func (p phase) sustained(n int) (rate float64, lo, hi sample) {
 		return sample{}
 	}
 	lo, hi = at(1), at(9)
-	if hi.lat <= lo.lat {
+	span := hi.sent.Add(hi.lat).Sub(lo.sent.Add(lo.lat))
+	if span <= 0 {
 		return 0, lo, hi
 	}
-	return float64(hi.i-lo.i) / (hi.lat - lo.lat).Seconds(), lo, hi
+	return float64(hi.i-lo.i) / span.Seconds(), lo, hi
 }
 
 func (p phase) q(f float64) time.Duration {
@@ -551,23 +556,28 @@ type sample struct {
 	lat  time.Duration // sent → readable, once found
 }
 
-func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base int64, size int, poll time.Duration) *sampler {
+//
+// Each poll is one GetItem at the event's key: the sampler runs stage 1 on
+// the event's bytes, as the job does, for its id (which depends only on its
+// content), and the table's layout gives the key.
+func startSampler(ctx context.Context, ddb dynamodbio.API, table string, tenants []*schema.Tenant, base int64, size int, poll time.Duration) *sampler {
 	progress.Store(time.Now().UnixNano())
 	s := &sampler{queue: make(chan sample, size)}
 	layout, err := dynamodbio.OpenLayout(ctx, ddb, table, dynamodbio.LayoutOptions{})
 	if err != nil {
 		panic(err) // the table was just created
 	}
+	proc, err := stage1.NewProcessor(tenants, stage1.Options{})
+	if err != nil {
+		panic(err) // the job runs with the same schemas
+	}
 	s.wg.Go(func() {
 		for sm := range s.queue {
 			ts := base + int64(sm.i)
+			id := idOf(proc, event(base, sm.i))
 			for {
-				found := false
-				_, err := layout.Query(ctx, "harbor", "weather", ts, ts+1, func(*records.Event) error {
-					found = true
-					return nil
-				})
-				if err == nil && found {
+				ev, err := layout.Get(ctx, "harbor", "weather", ts, id)
+				if err == nil && ev != nil {
 					s.ph.lastSeen = time.Now()
 					progress.Store(s.ph.lastSeen.UnixNano())
 					sm.lat = s.ph.lastSeen.Sub(sm.sent)
@@ -580,6 +590,23 @@ func startSampler(ctx context.Context, ddb dynamodbio.API, table string, base in
 	})
 	return s
 }
+
+// idOf returns the id stage 1 gives the event in data (with a plain
+// Processor, which counts nothing: the job's counters are this process's).
+func idOf(p *stage1.Processor, data []byte) string {
+	var out idOutput
+	p.Process(data, records.Lineage{}, &out)
+	if out.id == "" {
+		panic(fmt.Sprintf("stage 1 staged nothing of %s", data))
+	}
+	return out.id
+}
+
+// idOutput keeps the id of the event stage 1 staged.
+type idOutput struct{ id string }
+
+func (o *idOutput) Staged(ev *records.Event) { o.id = strings.Clone(ev.ID) }
+func (o *idOutput) Error(*records.Error)     {}
 
 // add samples event i, sent at sent.
 func (s *sampler) add(i int, sent time.Time) { s.queue <- sample{i: i, sent: sent} }
@@ -603,7 +630,7 @@ func sampled(i, n, every int) bool { return i%every == 0 || i == n-1 }
 // at perSec events per second (0: as fast as possible), and polls the
 // nearline table for every every-th event and the last until each is
 // readable.
-func sendAndWait(ctx context.Context, kin kinesisio.API, ddb dynamodbio.API, stream, table string, base int64,
+func sendAndWait(ctx context.Context, kin kinesisio.API, ddb dynamodbio.API, stream, table string, tenants []*schema.Tenant, base int64,
 	recs []kinesisio.PutRecord, every int, perSec float64) phase {
 	// Polling competes with the job for the single-threaded DynamoDB
 	// stand-in, which the bare loop has to itself: in the backlog phase,
@@ -612,7 +639,7 @@ func sendAndWait(ctx context.Context, kin kinesisio.API, ddb dynamodbio.API, str
 	if perSec == 0 {
 		poll = 100 * time.Millisecond
 	}
-	sm := startSampler(ctx, ddb, table, base, len(recs)/every+2, poll)
+	sm := startSampler(ctx, ddb, table, tenants, base, len(recs)/every+2, poll)
 	start := time.Now()
 	call := kinesisio.MaxPutRecords
 	if perSec > 0 {

@@ -100,6 +100,13 @@ func TestShardedLayout(t *testing.T) {
 		if st.Buckets != 4 || st.Keys != 4*DefaultShards || st.Calls < int64(st.Keys) || st.Items != 2000 || st.Duplicates != 0 {
 			t.Errorf("query stats %+v, want 4 buckets × %d keys", st, DefaultShards)
 		}
+		// A point read finds one by its key.
+		if ev, err := l.Get(ctx, "harbor", "weather", evs[7].Timestamp, evs[7].ID); err != nil || ev == nil || ev.ID != evs[7].ID {
+			t.Errorf("Get: %v, %v", ev, err)
+		}
+		if ev, err := l.Get(ctx, "harbor", "weather", evs[7].Timestamp, "no-such-id"); err != nil || ev != nil {
+			t.Errorf("Get of a missing event: %v, %v", ev, err)
+		}
 		// The same events written again land on the same keys.
 		if failed, err := WriteBlock(ctx, l, blockOf(t, evs), ItemOptions{}, fast); err != nil || failed.Count != 0 {
 			t.Fatalf("rewrite: %v, %d failed", err, failed.Count)

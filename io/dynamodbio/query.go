@@ -217,3 +217,26 @@ func (h *cursorHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return c
 }
+
+// Get reads one event by tenant, metric, event time and id: one GetItem
+// at the key the layout gives it now (nil when there is none). An event a
+// writer put under the key of an N it had not yet re-read is found by
+// Query, not by Get.
+func (l *Layout) Get(ctx context.Context, tenant, metric string, ts int64, id string) (*records.Event, error) {
+	pk, err := l.PK(ctx, tenant, metric, ts, id)
+	if err != nil {
+		return nil, err
+	}
+	out, err := l.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(l.table),
+		Key: map[string]types.AttributeValue{AttrPK: s(pk), AttrSK: s(SortKey(ts, id))}})
+	if err != nil {
+		return nil, fmt.Errorf("dynamodbio: get %s pk %s: %w", l.table, pk, err)
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	if err := l.stores.load(ctx, out.Item); err != nil {
+		return nil, err
+	}
+	return EventFromItem(out.Item)
+}
