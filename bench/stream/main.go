@@ -556,7 +556,6 @@ type sample struct {
 	lat  time.Duration // sent → readable, once found
 }
 
-//
 // Each poll is one GetItem at the event's key: the sampler runs stage 1 on
 // the event's bytes, as the job does, for its id (which depends only on its
 // content), and the table's layout gives the key.
