@@ -94,6 +94,39 @@ func (s Summary) Since(before Summary) Summary {
 // Counter returns the Beam counter of that name.
 func Counter(name string) Count { return Count{beam.NewCounter(Namespace, name), name} }
 
+// SetGauge sets the Beam gauge name/key of Fineo's namespace to v, and
+// keeps v as this process's value of name for key (Gauges): what a
+// metrics endpoint of this process shows.
+func SetGauge(ctx context.Context, name, key string, v int64) {
+	beam.NewGauge(Namespace, name+"/"+key).Set(ctx, v)
+	gauges.Lock()
+	if gauges.m[name] == nil {
+		gauges.m[name] = map[string]int64{}
+	}
+	gauges.m[name][key] = v
+	gauges.Unlock()
+}
+
+// Gauges returns a copy of this process's gauge values: name → key → value.
+func Gauges() map[string]map[string]int64 {
+	gauges.Lock()
+	defer gauges.Unlock()
+	out := make(map[string]map[string]int64, len(gauges.m))
+	for n, byKey := range gauges.m {
+		c := make(map[string]int64, len(byKey))
+		for k, v := range byKey {
+			c[k] = v
+		}
+		out[n] = c
+	}
+	return out
+}
+
+var gauges = struct {
+	sync.Mutex
+	m map[string]map[string]int64
+}{m: map[string]map[string]int64{}}
+
 var observer atomic.Pointer[func(name string, n int64)]
 
 // SetObserver makes every Inc of a Fineo counter in this process also call

@@ -98,6 +98,9 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 	s = s.Scope("Stream")
 	rc := cfg.Read
 	rc.Stream = cfg.SourceStream()
+	// Parents before children, decided by the checkpoint table: the same
+	// table and consumer the commit writes.
+	rc.CheckpointTable, rc.Consumer = cfg.CheckpointTable, cfg.Consumer
 	pages := kinesisio.Read(s, rc)
 	var results beam.PCollection
 	switch cfg.Stages {

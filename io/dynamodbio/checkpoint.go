@@ -27,6 +27,7 @@ const (
 	attrPending = "pending" // map: committed ranges not yet joined to seq (after → last)
 	attrVersion = "version" // optimistic concurrency
 	attrUpdated = "updated"
+	attrEnd     = "end" // the shard is closed and this is its last record: read to its end
 
 	// startKey stands for "before the shard's first record read": the
 	// After of a page that starts at the shard's start position.
@@ -100,13 +101,36 @@ func (c *Checkpoints) Load(ctx context.Context, stream string) (map[string]strin
 	}
 }
 
+// Ended reports whether stream/shard is closed and every record of it,
+// to its end, is committed: a child shard may be read after it, in any
+// process, and after any restart or restore. It is what decides parent
+// before child; a reader's own memory of a parent it read is only a
+// shortcut.
+func (c *Checkpoints) Ended(ctx context.Context, stream, shard string) (bool, error) {
+	res, err := c.API.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(c.Table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{
+			AttrPK: &types.AttributeValueMemberS{Value: c.pk(stream)},
+			AttrSK: &types.AttributeValueMemberS{Value: shard},
+		}})
+	if err != nil {
+		return false, fmt.Errorf("dynamodbio: reading checkpoint %s/%s: %w", stream, shard, err)
+	}
+	cp := decodeCheckpoint(res.Item)
+	return cp.ended(), nil
+}
+
 // Commit records that the records of stream/shard after sequence number
 // after (exclusive; "" = from the shard's start position) up to last
-// (inclusive) are committed. It returns the shard's checkpoint after the
-// call ("" if nothing is committed up to a chain from the start yet).
-func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last string) (string, error) {
+// (inclusive) are committed, and with end that last is the shard's last
+// record (the shard is closed and was read to its end). It returns the
+// shard's checkpoint after the call ("" if nothing is committed up to a
+// chain from the start yet).
+func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last string, end bool) (string, error) {
 	if after == "" {
 		after = startKey
+	}
+	if last == "" {
+		last = startKey
 	}
 	key := map[string]types.AttributeValue{
 		AttrPK: &types.AttributeValueMemberS{Value: c.pk(stream)},
@@ -128,7 +152,11 @@ func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last str
 		if cp.seq == "" {
 			cp.seq = startKey
 		}
-		if !cp.add(after, last) {
+		changed := after != last && cp.add(after, last)
+		if end && cp.end == "" {
+			cp.end, changed = last, true
+		}
+		if !changed {
 			return cp.committed(), nil // nothing new: a range committed before
 		}
 		item := map[string]types.AttributeValue{
@@ -137,6 +165,9 @@ func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last str
 			attrSeq:     &types.AttributeValueMemberS{Value: cp.seq},
 			attrVersion: &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version+1, 10)},
 			attrUpdated: &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339Nano)},
+		}
+		if cp.end != "" {
+			item[attrEnd] = &types.AttributeValueMemberS{Value: cp.end}
 		}
 		if len(cp.pending) > 0 {
 			m := make(map[string]types.AttributeValue, len(cp.pending))
@@ -174,7 +205,11 @@ type checkpoint struct {
 	seq     string
 	version int64
 	pending map[string]string
+	end     string // the closed shard's last sequence number (startKey: it had none), once read to it
 }
+
+// ended reports whether the shard is closed and committed to its end.
+func (cp *checkpoint) ended() bool { return cp.end != "" && cp.seq == cp.end }
 
 func decodeCheckpoint(item map[string]types.AttributeValue) checkpoint {
 	var cp checkpoint
@@ -186,6 +221,9 @@ func decodeCheckpoint(item map[string]types.AttributeValue) checkpoint {
 	}
 	if v, ok := item[attrVersion].(*types.AttributeValueMemberN); ok {
 		cp.version, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	if v, ok := item[attrEnd].(*types.AttributeValueMemberS); ok {
+		cp.end = v.Value
 	}
 	if v, ok := item[attrPending].(*types.AttributeValueMemberM); ok {
 		cp.pending = make(map[string]string, len(v.Value))

@@ -96,7 +96,7 @@ func TestCheckpointsDynamoDB(t *testing.T) {
 	for range 6 {
 		wg.Go(func() {
 			for c := range work {
-				if _, err := cps.Commit(ctx, "raw", c.shard, c.after, c.last); err != nil {
+				if _, err := cps.Commit(ctx, "raw", c.shard, c.after, c.last, false); err != nil {
 					t.Error(err)
 				}
 			}
@@ -120,7 +120,68 @@ func TestCheckpointsDynamoDB(t *testing.T) {
 		t.Errorf("another consumer sees %v", got)
 	}
 	// A range at or behind the checkpoint changes nothing.
-	if seq, err := cps.Commit(ctx, "raw", "shardId-000000000000", "1007", "1014"); err != nil || seq != "1280" {
+	if seq, err := cps.Commit(ctx, "raw", "shardId-000000000000", "1007", "1014", false); err != nil || seq != "1280" {
 		t.Errorf("old range: %q, %v", seq, err)
+	}
+}
+
+// TestCheckpointEnded: a shard is ended only once its end is recorded and
+// every range up to it is committed, whatever order the commits come in;
+// a closed shard that had no records ends with its end page alone.
+func TestCheckpointEnded(t *testing.T) {
+	testenv.DynamoDB(t)
+	ctx := context.Background()
+	api, err := NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := testenv.UniqueName(t, "ckpt")
+	if err := EnsureCheckpointTable(ctx, api, table); err != nil {
+		t.Fatal(err)
+	}
+	cps := &Checkpoints{API: api, Table: table, Consumer: "job"}
+	ended := func(shard string) bool {
+		t.Helper()
+		ok, err := cps.Ended(ctx, "raw", shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if ended("parent") {
+		t.Fatal("a shard with no checkpoint is ended")
+	}
+	// The end page (after = last = 1030) is committed first, then the
+	// ranges out of order.
+	for _, c := range []struct {
+		after, last string
+		end         bool
+	}{{"1030", "1030", true}, {"1010", "1020", false}, {"", "1010", false}} {
+		if _, err := cps.Commit(ctx, "raw", "parent", c.after, c.last, c.end); err != nil {
+			t.Fatal(err)
+		}
+		if ended("parent") {
+			t.Fatalf("ended after committing (%s, %s] with a gap before 1030", c.after, c.last)
+		}
+	}
+	if _, err := cps.Commit(ctx, "raw", "parent", "1020", "1030", false); err != nil {
+		t.Fatal(err)
+	}
+	if !ended("parent") {
+		t.Error("not ended with every range up to its end committed")
+	}
+	// A range committed again changes nothing.
+	if _, err := cps.Commit(ctx, "raw", "parent", "1010", "1020", false); err != nil || !ended("parent") {
+		t.Errorf("after a repeated range: ended %v, %v", ended("parent"), err)
+	}
+	// A closed shard without records: its end page alone.
+	if _, err := cps.Commit(ctx, "raw", "empty", "", "", true); err != nil {
+		t.Fatal(err)
+	}
+	if !ended("empty") {
+		t.Error("an empty closed shard is not ended by its end page")
+	}
+	if got, _ := cps.Load(ctx, "raw"); got["parent"] != "1030" || got["empty"] != "" {
+		t.Errorf("Load = %v", got)
 	}
 }

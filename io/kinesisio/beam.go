@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/metrics"
 )
 
@@ -22,7 +23,7 @@ import (
 const (
 	KinesisRecords   = "kinesis_records"   // records emitted
 	KinesisBytes     = "kinesis_bytes"     // bytes of record data emitted
-	KinesisPages     = "kinesis_pages"     // non-empty pages emitted (elements)
+	KinesisPages     = "kinesis_pages"     // pages emitted (elements): non-empty ones, and a closed shard's end page
 	KinesisThrottles = "kinesis_throttles" // GetRecords/GetShardIterator calls throttled
 	KinesisErrors    = "kinesis_errors"    // reads that gave up after retries (retried later)
 	// KinesisMillisBehind is a distribution of MillisBehindLatest over the
@@ -65,6 +66,11 @@ type ShardPage struct {
 	// dynamodbio.Checkpoints).
 	After   string
 	Records []PageRecord
+	// End: the shard is closed and this page ends it (its last records,
+	// or none: a page that only says so). Committing it records the shard
+	// as ended in the checkpoint table, which lets its children be read in
+	// any process (dynamodbio.Checkpoints.Ended).
+	End bool
 }
 
 // Last returns the sequence number of the page's last record.
@@ -107,6 +113,13 @@ type ReadConfig struct {
 	// DiscoverEvery is how often the shard list is read again to find the
 	// children of splits and merges. Default 10s.
 	DiscoverEvery time.Duration
+	// CheckpointTable and Consumer name the durable checkpoint store
+	// (dynamodbio.Checkpoints) that says whether a parent shard ended: a
+	// child whose parents this process did not read to their end (another
+	// process read them, or the job was restored from runner state) is
+	// read once the store says they did. Without a table, only parents
+	// read in this process count.
+	CheckpointTable, Consumer string
 }
 
 const (
@@ -137,7 +150,8 @@ const (
 //
 // Order: records of one shard come out in sequence order; a child shard of
 // a split or merge is read only after its parents were read to their end
-// (parents are gated through a process-wide registry: see readFn).
+// (see readFn: the durable checkpoint table decides, a process's own
+// memory of the parents it read is a shortcut).
 //
 // Watermark: per shard, the latest arrival time read; a shard that is
 // caught up and idle moves it to now − PollInterval − 1s, so idle shards do
@@ -183,6 +197,7 @@ func Read(s beam.Scope, cfg ReadConfig) beam.PCollection {
 		Run: run, Stream: cfg.Stream,
 		StopAfterIdleMs: cfg.StopAfterIdle.Milliseconds(),
 		PollMs:          cfg.PollInterval.Milliseconds(),
+		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer,
 	}, shards)
 }
 
@@ -600,29 +615,57 @@ func (t *shardTracker) IsBounded() bool     { return t.IsDone() }
 // when the restriction resumes at the reader's position, so that a resumed
 // restriction keeps its shard iterator and its pacing.
 //
-// Parent gating: the reader of a shard that ends (closed, read to its end)
-// records "finished" in a process-wide registry keyed by run and shard; a
-// child waits (ResumeProcessingIn) until all its parents are finished.
-// This holds where all of a job's SDK work runs in one process (prism; a
-// Flink job with one TaskManager). Limits: with several worker processes,
-// a child whose parent is read in another process waits forever; and after
-// a restore from runner state (a Flink savepoint) the registry is empty, so
-// a child whose parent had finished before the savepoint waits forever too.
-// In both cases "finished" must come from the durable checkpoint table
-// (restart with Resume: the ancestors of resumed shards count as finished).
+// Parent gating: a child waits (ResumeProcessingIn) until each of its
+// parents has ended, which the durable checkpoint table says
+// (Checkpoints.Ended: the parent's end page, emitted when its reader
+// reaches the end of the closed shard, is committed with every page before
+// it). So a child starts whichever process read its parents, and after a
+// restore from runner state (a Flink savepoint) in which the parents'
+// restrictions are done. The reader of a shard that ends also records
+// "finished" in a process-wide registry keyed by run and shard: a child in
+// the same process starts on that at once, without waiting for the commit.
+// The registry is a shortcut only; nothing waits on it alone when a table
+// is configured.
 type readFn struct {
-	Run             string
-	Stream          string
-	StopAfterIdleMs int64
-	PollMs          int64
+	Run                       string
+	Stream                    string
+	StopAfterIdleMs           int64
+	PollMs                    int64
+	CheckpointTable, Consumer string
 
-	api API
+	api     API
+	ends    *dynamodbio.Checkpoints
+	checked map[string]time.Time // when a waiting child last asked the table, by parent
 }
+
+// endedCheckEvery bounds how often a waiting child reads a parent's
+// checkpoint.
+const endedCheckEvery = time.Second
 
 func (f *readFn) Setup(ctx context.Context) error {
 	api, err := newAPI(ctx)
 	f.api = api
+	if err != nil || f.CheckpointTable == "" {
+		return err
+	}
+	ddb, err := dynamodbio.NewClient(ctx)
+	f.ends = &dynamodbio.Checkpoints{API: ddb, Table: f.CheckpointTable, Consumer: f.Consumer}
+	f.checked = map[string]time.Time{}
 	return err
+}
+
+// parentEnded asks the checkpoint table, at most every endedCheckEvery per
+// parent, whether parent ended.
+func (f *readFn) parentEnded(ctx context.Context, parent string) bool {
+	if f.ends == nil || time.Since(f.checked[parent]) < endedCheckEvery {
+		return false
+	}
+	f.checked[parent] = time.Now()
+	ended, err := f.ends.Ended(ctx, f.Stream, parent)
+	if err != nil {
+		log.Warnf(ctx, "kinesisio: %v (asking again)", err)
+	}
+	return ended
 }
 
 func (f *readFn) CreateInitialRestriction(w shardWork) shardRestriction {
@@ -704,7 +747,10 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 			}
 			return sdf.StopProcessing(), nil
 		default:
-			return sdf.ResumeProcessingIn(poll), nil
+			if !f.parentEnded(ctx, p) {
+				return sdf.ResumeProcessingIn(poll), nil
+			}
+			run.set(p, shardFinished)
 		}
 	}
 
@@ -714,7 +760,6 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 		pages   = metrics.Counter(KinesisPages)
 		thr     = metrics.Counter(KinesisThrottles)
 		behind  = beam.NewDistribution(metrics.Namespace, KinesisMillisBehind)
-		gauge   = beam.NewGauge(metrics.Namespace, KinesisMillisBehind+"/"+w.Shard)
 	)
 	r := f.takeReader(w.Shard, rest.position(), poll)
 	deadline := time.Now().Add(maxReadTime)
@@ -748,10 +793,10 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 			return sdf.StopProcessing(), nil
 		}
 		behind.Update(ctx, page.MillisBehindLatest)
-		gauge.Set(ctx, page.MillisBehindLatest)
-		if n > 0 {
+		metrics.SetGauge(ctx, KinesisMillisBehind, w.Shard, page.MillisBehindLatest)
+		if n > 0 || page.ShardClosed {
 			run.active()
-			out := ShardPage{Stream: f.Stream, Shard: w.Shard, Records: make([]PageRecord, n)}
+			out := ShardPage{Stream: f.Stream, Shard: w.Shard, Records: make([]PageRecord, n), End: page.ShardClosed}
 			if from.Kind == AfterSequence {
 				out.After = from.Sequence
 			}

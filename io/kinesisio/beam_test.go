@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/fineo-io/ingest/internal/testenv"
+	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/metrics"
 )
 
@@ -586,5 +588,78 @@ func TestReaderUnread(t *testing.T) {
 	p2, err := r.Next(testCtx(t))
 	if err != nil || len(p2.Records) != 10 || p2.Records[0].Sequence <= p1.LastSequence {
 		t.Errorf("page after the held one: %d records, %v; want the 10 after it", len(p2.Records), err)
+	}
+}
+
+// TestReadChildAfterDurableParentEnd: a reader that never saw the parent
+// (another process read it, or the job was restored from runner state in
+// which the parent's restriction is done) starts a child once the
+// checkpoint table records that the parent ended, and not before.
+func TestReadChildAfterDurableParentEnd(t *testing.T) {
+	client, stream := setup(t, 1)
+	put(t, client, stream, keyed(50, 3, map[string]int{}))
+	shards, err := ListShards(testCtx(t), client, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := shards[0]
+	splitShard(t, client, stream, parent)
+	put(t, client, stream, keyed(60, 5, map[string]int{})) // into the children
+	shards, err = ListShards(testCtx(t), client, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child string
+	for _, s := range shards {
+		if s.ParentID == parent.ID && child == "" {
+			child = s.ID
+		}
+	}
+	// The parent's records, read to its end (as the job before the
+	// restore did).
+	r := NewShardReader(client, stream, parent.ID, Position{Kind: TrimHorizon}, fast)
+	parentRecs := drain(t, r, true)
+
+	testenv.DynamoDB(t)
+	ddb, err := dynamodbio.NewClient(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := testenv.UniqueName(t, "ckpt")
+	if err := dynamodbio.EnsureCheckpointTable(testCtx(t), ddb, table); err != nil {
+		t.Fatal(err)
+	}
+	cps := &dynamodbio.Checkpoints{API: ddb, Table: table, Consumer: "job"}
+
+	f := &readFn{Run: "restored-" + stream, Stream: stream, PollMs: 1, CheckpointTable: table, Consumer: "job"}
+	if err := f.Setup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	w := shardWork{Shard: child, Parents: []string{parent.ID}, Kind: int(TrimHorizon)}
+	read := func() (int, sdf.ProcessContinuation) {
+		t.Helper()
+		n := 0
+		rt := sdf.NewLockRTracker(newShardTracker(f.CreateInitialRestriction(w)))
+		pc, err := f.ProcessElement(testCtx(t), &watermarkEstimator{}, rt, w, func(_ beam.EventTime, p ShardPage) { n += len(p.Records) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, pc
+	}
+	// Committed, but not to the end: the child waits.
+	last := parentRecs[len(parentRecs)-1].Sequence
+	if _, err := cps.Commit(testCtx(t), stream, parent.ID, "", parentRecs[len(parentRecs)/2].Sequence, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, pc := read(); n != 0 || !pc.ShouldResume() {
+		t.Fatalf("child read %d records before its parent ended (resume %v)", n, pc.ShouldResume())
+	}
+	// The rest, and the parent's end page: the child is read.
+	if _, err := cps.Commit(testCtx(t), stream, parent.ID, parentRecs[len(parentRecs)/2].Sequence, last, true); err != nil {
+		t.Fatal(err)
+	}
+	f.checked = map[string]time.Time{} // ask the table again now
+	if n, _ := read(); n == 0 {
+		t.Fatal("the child of an ended parent was not read")
 	}
 }

@@ -137,7 +137,9 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 		}
 		return 0
 	})
-	pages = slices.CompactFunc(pages, func(a, b PageOut) bool { return a.Last == b.Last }) // a page delivered twice
+	// A page delivered twice, or a shard's end page (no records) after its
+	// last page: one page, ending the shard if either did.
+	pages, ends := compactPages(pages)
 	first := pages[0]
 	start := time.Now().UTC()
 	if iw, ok := w.(window.IntervalWindow); ok {
@@ -215,11 +217,34 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 	if err := f.checkpoint(ctx, pages); err != nil {
 		return err
 	}
-	metrics.Counter(PagesCommitted).Inc(ctx, int64(len(pages)))
+	metrics.Counter(PagesCommitted).Inc(ctx, int64(len(pages)+ends))
 	if len(f.targets) > 0 && len(errParts) > 0 {
 		sendAlert(ctx, f.targets, windowAlert(f.Job, name, errParts, errFiles))
 	}
 	return nil
+}
+
+// compactPages merges the pages (sorted by Last) that share their Last:
+// the one with records is kept, ending the shard if any of them did. It
+// returns the pages and how many of those merged away were end pages of no
+// records (pages in their own right, unlike a page delivered twice).
+func compactPages(pages []PageOut) ([]PageOut, int) {
+	out, ends := pages[:0], 0
+	for _, p := range pages {
+		if n := len(out); n > 0 && out[n-1].Last == p.Last {
+			q := out[n-1]
+			if (p.Records == 0) != (q.Records == 0) {
+				ends++ // an end page and the page before it
+			}
+			if p.Records > q.Records {
+				out[n-1] = p
+			}
+			out[n-1].End = p.End || q.End
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, ends
 }
 
 // checkpoint commits each unbroken run of pages (a page's After is the
@@ -233,7 +258,7 @@ func (f *commitFn) checkpoint(ctx context.Context, pages []PageOut) error {
 		for j < len(pages) && pages[j].After == pages[j-1].Last {
 			j++
 		}
-		if _, err := f.cps.Commit(ctx, pages[i].Stream, pages[i].Shard, pages[i].After, pages[j-1].Last); err != nil {
+		if _, err := f.cps.Commit(ctx, pages[i].Stream, pages[i].Shard, pages[i].After, pages[j-1].Last, pages[j-1].End); err != nil {
 			return err
 		}
 		metrics.Counter(CheckpointCommits).Inc(ctx, 1)

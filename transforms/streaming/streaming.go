@@ -63,8 +63,9 @@ func init() {
 // archive, by archive partition.
 type PageOut struct {
 	Stream, Shard, After, Last string
-	First                      string // the first record's sequence number
+	First                      string // the first record's sequence number ("" for a page of none)
 	Records                    int64
+	End                        bool          // the page ends its closed shard (kinesisio.ShardPage.End)
 	Raw                        archive.Block // archive.RawSchema records; empty in stage 2
 	Parts                      []Part        // staged/..., errors/customer/..., errors/processing/...
 }
@@ -73,6 +74,16 @@ type PageOut struct {
 type Part struct {
 	Partition string
 	Block     archive.Block
+}
+
+// pageOut is the PageOut of page, before its outputs are added.
+func pageOut(page kinesisio.ShardPage) PageOut {
+	out := PageOut{Stream: page.Stream, Shard: page.Shard, After: page.After, Last: page.Last(),
+		Records: int64(len(page.Records)), End: page.End}
+	if len(page.Records) > 0 {
+		out.First = page.Records[0].Sequence
+	}
+	return out
 }
 
 // key groups pages by shard.
@@ -180,7 +191,7 @@ func (f *stage1Fn) Setup(ctx context.Context) error {
 }
 
 func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page kinesisio.ShardPage, emit func(beam.EventTime, string, PageOut)) error {
-	out := PageOut{Stream: page.Stream, Shard: page.Shard, After: page.After, First: page.Records[0].Sequence, Last: page.Last(), Records: int64(len(page.Records))}
+	out := pageOut(page)
 	src := records.Lineage{Stream: page.Stream, Shard: page.Shard}
 	for i := range page.Records {
 		r := &page.Records[i]
@@ -328,7 +339,7 @@ func (f *stage2Fn) Setup(ctx context.Context) (err error) {
 }
 
 func (f *stage2Fn) ProcessElement(ctx context.Context, et beam.EventTime, page kinesisio.ShardPage, emit func(beam.EventTime, string, PageOut)) error {
-	out := PageOut{Stream: page.Stream, Shard: page.Shard, After: page.After, First: page.Records[0].Sequence, Last: page.Last(), Records: int64(len(page.Records))}
+	out := pageOut(page)
 	var staged, bad archive.Block
 	for i := range page.Records {
 		r := &page.Records[i]
@@ -348,9 +359,12 @@ func (f *stage2Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 	}
 	metrics.Counter(metrics.EventsIn).Inc(ctx, int64(len(page.Records)))
 	metrics.Counter(metrics.ProcessingErrors).Inc(ctx, bad.Count)
-	failed, err := dynamodbio.WriteBlock(ctx, f.layout, staged, f.Items, f.Writer)
-	if err != nil && ctx.Err() != nil {
-		return err
+	var failed archive.Block
+	if staged.Count > 0 {
+		var err error
+		if failed, err = dynamodbio.WriteBlock(ctx, f.layout, staged, f.Items, f.Writer); err != nil && ctx.Err() != nil {
+			return err
+		}
 	}
 	out.addProcessingErrors(appendBlock(bad, failed), page)
 	metrics.Counter(PagesProcessed).Inc(ctx, 1)
