@@ -304,9 +304,8 @@ type jobEnd struct {
 	extra func(r *usagefile.Report)
 }
 
-// finishJob writes and prints the per-tenant usage and sends the alert.
-// Neither changes the job's exit code: failures are logged (redacted).
-func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
+// usageReport is the per-tenant usage report of e so far (Status unset).
+func usageReport(e jobEnd) *usagefile.Report {
 	r := &usagefile.Report{Version: 1, Job: e.job, Run: e.run, Started: e.started.UTC(), Finished: time.Now().UTC(),
 		Archive: redact.URL(e.archive), Tenants: map[string]map[string]*usagefile.Stage{}, Totals: map[string]int64{}}
 	if e.lake != "" {
@@ -318,6 +317,13 @@ func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
 			e.extra(r)
 		}
 	}
+	return r
+}
+
+// finishJob writes and prints the per-tenant usage and sends the alert.
+// Neither changes the job's exit code: failures are logged (redacted).
+func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
+	r := usageReport(e)
 	var ee *exitError
 	customer := e.sum[metrics.CustomerWritten]
 	processing := e.sum[metrics.ProcessingWritten]

@@ -17,6 +17,8 @@ import (
 	"github.com/fineo-io/ingest/io/kinesisio"
 	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/ops/redact"
+	usagefile "github.com/fineo-io/ingest/ops/usage"
+	"github.com/fineo-io/ingest/ops/watch"
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/runners"
 	"github.com/fineo-io/ingest/schema"
@@ -31,6 +33,8 @@ type streamFlags struct {
 	createTable, fixedShards                         bool
 	shards                                           int
 	notify                                           notifyFlag
+	metricsListen                                    string
+	progress                                         time.Duration
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
@@ -64,6 +68,8 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.DurationVar(&f.stopAfterIdle, "stop-after-idle", 0, "stop once no shard had a record for this long (bounded replays, tests); 0 = run until stopped")
 		fs.DurationVar(&f.poll, "poll", 200*time.Millisecond, "wait after an empty GetRecords page, and least time between two calls of a shard (5/s/shard is the service's limit)")
 		fs.DurationVar(&f.discover, "discover", 10*time.Second, "how often the shard list is read to find the children of splits and merges")
+		fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics while the job runs: PORT or :PORT listens on 127.0.0.1 only; give a host (0.0.0.0:PORT) to listen elsewhere")
+		fs.DurationVar(&f.progress, "progress", time.Minute, "print a progress line on stderr this often (0: none)")
 		fs.DurationVar(&f.retention, "retention", dynamodbio.DefaultRetention, "nearline TTL: items expire this long after their event time (negative: no TTL)")
 		fs.DurationVar(&f.bucket, "bucket", 0, "nearline time bucket of the partition key, recorded when --create-table creates the table (0: 1h); a table's recorded bucket is used, and another --bucket is an error")
 		fs.IntVar(&f.shards, "nearline-shards", dynamodbio.DefaultShards, "partition keys per metric and time bucket, recorded when --create-table creates the table (see fineo table shards)")
@@ -83,7 +89,12 @@ func cmdStream(ctx context.Context, args []string) error {
 	}
 	end := jobEnd{job: "stream", run: newRunID(time.Now()), started: time.Now(), archive: cfg.Archive,
 		notify: f.notify, order: ingestUsageOrder}
+	stopWatch, err := startWatch(ctx, f, end, cfg.Window, os.Stdout)
+	if err != nil {
+		return err
+	}
 	end.sum, end.err = runStream(context.WithoutCancel(ctx), cfg, f.createTable, ctx.Done(), os.Stdout)
+	stopWatch()
 	// Per-tenant usage (<archive>/_usage/stream-<run>.json) and the
 	// --notify alert, for the run that just ended, was stopped or failed.
 	finishJob(context.WithoutCancel(ctx), os.Stdout, end)
@@ -105,6 +116,14 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 	}
 	if f.window < time.Second {
 		return cfg, usageError(errors.New("--window must be at least 1s"))
+	}
+	if f.metricsListen != "" {
+		if _, err := watch.ListenAddr(f.metricsListen); err != nil {
+			return cfg, usageError(err)
+		}
+	}
+	if f.progress < 0 {
+		return cfg, usageError(errors.New("--progress must not be negative"))
 	}
 	if f.consumer == "" || strings.ContainsAny(f.consumer, "/") {
 		return cfg, usageError(errors.New("--consumer must be a non-empty name without '/'"))
@@ -213,6 +232,56 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 		fmt.Fprintln(out, "  (windows not yet committed when stopped are read again from the checkpoints on the next start)")
 	}
 	return sum, nil
+}
+
+// startWatch starts what shows a running stream: the metrics endpoint
+// (--metrics-listen), the progress line (--progress) and the per-tenant
+// usage file, rewritten every window with the counts so far (status
+// "running"; the job's end writes the final one). The returned func stops
+// them.
+func startWatch(ctx context.Context, f streamFlags, end jobEnd, window time.Duration, out io.Writer) (func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var srv *watch.Server
+	if f.metricsListen != "" {
+		addr, err := watch.ListenAddr(f.metricsListen)
+		if err == nil {
+			srv, err = watch.Serve(addr)
+		}
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		fmt.Fprintf(out, "metrics: http://%s/metrics\n", srv.Addr)
+	}
+	go watch.Progress(ctx, os.Stderr, "stream", f.progress)
+	before := metrics.Local()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(window)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				e := end
+				e.sum = metrics.Local().Since(before)
+				r := usageReport(e)
+				r.Status = "running"
+				if _, err := usagefile.Write(ctx, end.archive, r); err != nil && ctx.Err() == nil {
+					slog.Warn("usage file not written", "job", end.job, "run", end.run, "err", redact.Error(err))
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if srv != nil {
+			srv.Close()
+		}
+	}, nil
 }
 
 func streamSinks(cfg pipelines.StreamConfig) string {

@@ -70,19 +70,19 @@ func PrismBinary(t testing.TB) string {
 	return prismBuild.path
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer a running process writes while the test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -110,7 +110,7 @@ func PrismJobServer(t testing.TB) (endpoint string) {
 		if err != nil {
 			t.Fatalf("testenv: free port: %v", err)
 		}
-		log := &syncBuffer{}
+		log := &SyncBuffer{}
 		cmd := exec.Command(bin,
 			"--job_port="+strconv.Itoa(port),
 			"--serve_http=false",
