@@ -28,6 +28,10 @@ type StreamConfig struct {
 	Table        string // nearline table: StagesAll and Stage2
 	Archive      string // archive root: a directory or s3://bucket/prefix
 	Tenants      []*schema.Tenant
+	// SchemaStore and SchemaRefresh: stage 1 reads the store again every
+	// SchemaRefresh while it runs (see streaming.Stage1Config).
+	SchemaStore   string
+	SchemaRefresh time.Duration
 	// Read positions the source: Start, Resume (from the checkpoint table),
 	// StopAfterIdle, PollInterval. Its Stream is set from the stage.
 	Read   kinesisio.ReadConfig
@@ -107,7 +111,7 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 	case Stage2:
 		results = streaming.Stage2Pages(s, streaming.Stage2Config{Table: cfg.Table, Items: cfg.overflowItems(), Layout: cfg.Layout, Writer: cfg.Writer}, pages)
 	default:
-		sc := streaming.Stage1Config{Tenants: cfg.Tenants, StagedStream: cfg.StagedStream,
+		sc := streaming.Stage1Config{Tenants: cfg.Tenants, SchemaStore: cfg.SchemaStore, SchemaRefresh: cfg.SchemaRefresh, StagedStream: cfg.StagedStream,
 			Items: cfg.overflowItems(), Layout: cfg.Layout, Writer: cfg.Writer, Put: cfg.Put}
 		if cfg.Stages != Stage1 {
 			sc.Table = cfg.Table

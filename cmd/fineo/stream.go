@@ -34,7 +34,7 @@ type streamFlags struct {
 	shards                                           int
 	notify                                           notifyFlag
 	metricsListen                                    string
-	progress                                         time.Duration
+	progress, schemaRefresh                          time.Duration
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
@@ -70,6 +70,7 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.DurationVar(&f.discover, "discover", 10*time.Second, "how often the shard list is read to find the children of splits and merges")
 		fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics while the job runs: PORT or :PORT listens on 127.0.0.1 only; give a host (0.0.0.0:PORT) to listen elsewhere")
 		fs.DurationVar(&f.progress, "progress", time.Minute, "print a progress line on stderr this often (0: none)")
+		fs.DurationVar(&f.schemaRefresh, "schema-refresh", streaming.DefaultSchemaRefresh, "read the schema store again this often while running: a `fineo schema apply` takes effect without a restart")
 		fs.DurationVar(&f.retention, "retention", dynamodbio.DefaultRetention, "nearline TTL: items expire this long after their event time (negative: no TTL)")
 		fs.DurationVar(&f.bucket, "bucket", 0, "nearline time bucket of the partition key, recorded when --create-table creates the table (0: 1h); a table's recorded bucket is used, and another --bucket is an error")
 		fs.IntVar(&f.shards, "nearline-shards", dynamodbio.DefaultShards, "partition keys per metric and time bucket, recorded when --create-table creates the table (see fineo table shards)")
@@ -125,6 +126,9 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 	if f.progress < 0 {
 		return cfg, usageError(errors.New("--progress must not be negative"))
 	}
+	if f.schemaRefresh < time.Second {
+		return cfg, usageError(errors.New("--schema-refresh must be at least 1s"))
+	}
 	if f.consumer == "" || strings.ContainsAny(f.consumer, "/") {
 		return cfg, usageError(errors.New("--consumer must be a non-empty name without '/'"))
 	}
@@ -148,6 +152,7 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 		if err != nil {
 			return cfg, err
 		}
+		cfg.SchemaStore, cfg.SchemaRefresh = f.schemas, f.schemaRefresh
 		if cfg.Tenants, err = schema.LoadAll(ctx, st); err != nil {
 			return cfg, err
 		}

@@ -24,11 +24,15 @@ package streaming
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/fineo-io/ingest/io/archive"
@@ -44,7 +48,10 @@ import (
 
 // Counters.
 const (
-	PagesProcessed      = "pages_processed"
+	PagesProcessed = "pages_processed"
+	// SchemaRefreshes counts the times a stage-1 worker took up changed
+	// schemas from the store while running.
+	SchemaRefreshes     = "schema_refreshes"
 	StagedStreamWritten = "staged_stream_written"
 	StagedStreamFailed  = "staged_stream_failed"
 	StagedStreamRetries = "staged_stream_retries"
@@ -91,7 +98,14 @@ func (p *PageOut) key() string { return p.Stream + "/" + p.Shard }
 
 // Stage1Config configures Stage1Pages.
 type Stage1Config struct {
-	Tenants        []*schema.Tenant
+	// Tenants is the schemas the job starts with.
+	Tenants []*schema.Tenant
+	// SchemaStore, when set, is the store Tenants came from (a directory,
+	// dynamodb://TABLE, ...): each worker reads it again every
+	// SchemaRefresh (default 1m) and resolves the pages after it with what
+	// changed; each staged event records the version it was resolved with.
+	SchemaStore    string
+	SchemaRefresh  time.Duration
 	MaxRecordBytes int // default stage1.KinesisRecordLimit
 	// Table, when set, is the nearline table staged events are written to
 	// (stage 2 fused into stage 1).
@@ -113,7 +127,10 @@ func Stage1Pages(s beam.Scope, cfg Stage1Config, pages beam.PCollection) beam.PC
 	if err != nil {
 		panic(fmt.Sprintf("streaming: encoding schemas: %v", err))
 	}
-	return beam.ParDo(s, &stage1Fn{Schemas: snapshot, MaxRecordBytes: cfg.MaxRecordBytes, Table: cfg.Table, Items: cfg.Items, Layout: cfg.Layout,
+	if cfg.SchemaRefresh <= 0 {
+		cfg.SchemaRefresh = DefaultSchemaRefresh
+	}
+	return beam.ParDo(s, &stage1Fn{Schemas: snapshot, SchemaStore: cfg.SchemaStore, RefreshMs: cfg.SchemaRefresh.Milliseconds(), MaxRecordBytes: cfg.MaxRecordBytes, Table: cfg.Table, Items: cfg.Items, Layout: cfg.Layout,
 		StagedStream: cfg.StagedStream, Writer: cfg.Writer, Put: cfg.Put}, pages)
 }
 
@@ -160,6 +177,8 @@ var newClients = func(ctx context.Context, dynamo, kin bool) (clients, error) {
 
 type stage1Fn struct {
 	Schemas        []byte // JSON of []*schema.Tenant
+	SchemaStore    string
+	RefreshMs      int64
 	MaxRecordBytes int
 	Table          string
 	Items          dynamodbio.ItemOptions
@@ -171,7 +190,15 @@ type stage1Fn struct {
 	batch  *stage1.Batch
 	c      clients
 	layout *dynamodbio.Layout
+	// The schemas in use: their versions, the store and when it was read.
+	versions string
+	store    schema.Store
+	read     time.Time
 }
+
+// DefaultSchemaRefresh is how often a running stream reads its schema
+// store again.
+const DefaultSchemaRefresh = time.Minute
 
 func (f *stage1Fn) Setup(ctx context.Context) error {
 	var tenants []*schema.Tenant
@@ -182,7 +209,7 @@ func (f *stage1Fn) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.batch = b
+	f.batch, f.versions, f.read = b, versionsOf(tenants), time.Now()
 	if f.c, err = newClients(ctx, f.Table != "", f.StagedStream != ""); err != nil || f.Table == "" {
 		return err
 	}
@@ -190,7 +217,60 @@ func (f *stage1Fn) Setup(ctx context.Context) error {
 	return err
 }
 
+// refreshSchemas reads the schema store when the last read is older than
+// the refresh period, and swaps in a new stage 1 if any tenant's version
+// changed. Pages are resolved whole with one set of schemas. A store that
+// cannot be read, or schemas that do not compile, leave the current ones
+// in use (logged, and read again next period).
+func (f *stage1Fn) refreshSchemas(ctx context.Context) {
+	if f.SchemaStore == "" || time.Since(f.read) < time.Duration(f.RefreshMs)*time.Millisecond {
+		return
+	}
+	f.read = time.Now()
+	var err error
+	if f.store == nil {
+		if f.store, err = schema.OpenStore(ctx, f.SchemaStore); err != nil {
+			log.Warnf(ctx, "streaming: schema store: %v (the schemas in use stay)", err)
+			return
+		}
+	}
+	tenants, err := schema.LoadAll(ctx, f.store)
+	if err != nil {
+		log.Warnf(ctx, "streaming: reading schemas: %v (the schemas in use stay)", err)
+		return
+	}
+	v := versionsOf(tenants)
+	if v == f.versions {
+		return
+	}
+	b, err := stage1.NewBatch(tenants, stage1.Options{MaxRecordBytes: f.MaxRecordBytes})
+	if err != nil {
+		log.Warnf(ctx, "streaming: new schemas do not compile: %v (the schemas in use stay)", err)
+		return
+	}
+	log.Infof(ctx, "streaming: schemas changed (%s → %s)", f.versions, v)
+	f.batch, f.versions = b, v
+	metrics.Counter(SchemaRefreshes).Inc(ctx, 1)
+}
+
+// versionsOf names a set of schemas by its tenants' versions and a hash of
+// their content (a file edited in place keeps its version).
+func versionsOf(tenants []*schema.Tenant) string {
+	parts := make([]string, len(tenants))
+	for i, t := range tenants {
+		parts[i] = fmt.Sprintf("%s@%d", t.Tenant, t.Version)
+	}
+	slices.Sort(parts)
+	h := fnv.New64a()
+	for _, t := range tenants {
+		b, _ := json.Marshal(t)
+		h.Write(b)
+	}
+	return fmt.Sprintf("%s (%x)", strings.Join(parts, ","), h.Sum64())
+}
+
 func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page kinesisio.ShardPage, emit func(beam.EventTime, string, PageOut)) error {
+	f.refreshSchemas(ctx)
 	out := pageOut(page)
 	src := records.Lineage{Stream: page.Stream, Shard: page.Shard}
 	for i := range page.Records {
