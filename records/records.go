@@ -44,6 +44,7 @@ const (
 	ReadFailed                   // processing: an input file or stream could not be read
 	WriteFailed                  // processing: an output could not be written after retries
 	Internal                     // processing: a bug; the record is kept for replay
+	BadAggregate                 // a KPL-aggregated Kinesis record whose checksum or protobuf is bad
 )
 
 var kindNames = [...]string{
@@ -62,6 +63,7 @@ var kindNames = [...]string{
 	ReadFailed:       "read_failed",
 	WriteFailed:      "write_failed",
 	Internal:         "internal",
+	BadAggregate:     "bad_aggregate",
 }
 
 // String returns the kind's stable name, as stored in archives.

@@ -43,6 +43,15 @@ func (b *Batch) Add(raw []byte, src records.Lineage, arrived time.Time) {
 	b.out.record(int64(len(raw)))
 }
 
+// Reject records raw, which arrived at arrived, as one customer error of
+// kind k (Processor.Reject).
+func (b *Batch) Reject(k records.Kind, raw []byte, src records.Lineage, arrived time.Time, msg string) {
+	b.now = arrived.UTC()
+	b.out.cur = ""
+	b.p.Reject(k, raw, src, msg, b.out)
+	b.out.record(int64(len(raw)))
+}
+
 // Flush returns what the records added since the last Flush made: staged
 // events as Avro blocks by staged partition, error records as JSON-lines
 // blocks by error partition. It adds the stage-1 counters (events,

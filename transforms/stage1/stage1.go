@@ -197,6 +197,16 @@ type envelope struct {
 	Tenant, Event, Events []byte
 }
 
+// Reject records raw as one customer error of kind k, as Process does with
+// a record it cannot split into events (a KPL aggregate that does not
+// parse, for one): its bytes are kept, with src.
+func (p *Processor) Reject(k records.Kind, raw []byte, src records.Lineage, msg string, out Output) {
+	p.Stats.Records++
+	p.Stats.Events++
+	p.Stats.Errors++
+	out.Error(newError(k, "", raw, src, p.opts.Now().UTC(), msg))
+}
+
 // Process applies stage 1 to one raw record.
 func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 	p.Stats.Records++

@@ -27,6 +27,7 @@ import (
 	"hash/fnv"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,6 +218,28 @@ func (f *stage1Fn) Setup(ctx context.Context) error {
 	return err
 }
 
+// addRecord adds a Kinesis record to b: its user records when the KPL
+// aggregated it (each with its sub-sequence number in the lineage,
+// "<sequence>:<index>"), else the record itself. An aggregate that does
+// not check out is one customer error (bad_aggregate) that keeps its bytes.
+func addRecord(b *stage1.Batch, r *kinesisio.PageRecord, src records.Lineage) {
+	arrived := time.UnixMilli(r.ArrivalMillis)
+	src.Sequence = r.Sequence
+	if !kinesisio.IsAggregated(r.Data) {
+		b.Add(r.Data, src, arrived)
+		return
+	}
+	urs, err := kinesisio.Deaggregate(r.Data)
+	if err != nil {
+		b.Reject(records.BadAggregate, r.Data, src, arrived, err.Error())
+		return
+	}
+	for i, u := range urs {
+		src.Sequence = r.Sequence + ":" + strconv.Itoa(i)
+		b.Add(u.Data, src, arrived)
+	}
+}
+
 // refreshSchemas reads the schema store when the last read is older than
 // the refresh period, and swaps in a new stage 1 if any tenant's version
 // changed. Pages are resolved whole with one set of schemas. A store that
@@ -278,8 +301,7 @@ func (f *stage1Fn) ProcessElement(ctx context.Context, et beam.EventTime, page k
 		out.Raw.Data = archive.AppendRaw(out.Raw.Data, &archive.RawRecord{Stream: page.Stream, Shard: page.Shard,
 			Sequence: r.Sequence, PartitionKey: r.PartitionKey, ArrivalMillis: r.ArrivalMillis, Data: r.Data})
 		out.Raw.Count++
-		src.Sequence = r.Sequence
-		f.batch.Add(r.Data, src, time.UnixMilli(r.ArrivalMillis))
+		addRecord(f.batch, r, src)
 	}
 	staged, errs, err := f.batch.Flush(ctx)
 	if err != nil {
