@@ -47,6 +47,12 @@ func TestDynamoDB(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create table over the SDK: %v", err)
 		}
+		// dynalite answers CreateTable before the table takes writes when
+		// the machine is busy: wait until it is ACTIVE, as a client must.
+		if err := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 10 * time.Millisecond }).
+			Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 15*time.Second); err != nil {
+			t.Fatalf("table %s: %v", name, err)
+		}
 		if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: aws.String(name),
 			Item:      map[string]types.AttributeValue{"k": &types.AttributeValueMemberS{Value: "a"}},
