@@ -401,6 +401,9 @@ func (d *DirStore) readVersion(tenant string, version int) (*Tenant, error) {
 	if t.Tenant != tenant || t.Version != version {
 		return nil, fmt.Errorf("%s: holds tenant %q version %d", path, t.Tenant, t.Version)
 	}
+	if err := t.Validate(); err != nil { // recorded under older rules: names that reach paths
+		return nil, fmt.Errorf("%s: %w (apply a corrected version)", path, err)
+	}
 	return t, nil
 }
 

@@ -7,7 +7,27 @@ import (
 	"strings"
 )
 
-var tenantIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var (
+	tenantIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	// A canonical metric name names lake partitions (metric=NAME/), as a
+	// tenant id does: the same rule.
+	metricNameRe = tenantIDRe
+	// A canonical field name is a column of the lake and of SQL: letters,
+	// digits and '_', not starting with a digit.
+	fieldNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// maxKeyLen bounds an alias or conversion key: a name a device sends.
+const maxKeyLen = 256
+
+// ReservedColumns are the column names of a lake (and staged) record that
+// are not tenant fields. A canonical field name equal to one of them, in any
+// letter case, would clash with it, so Validate refuses it (and
+// schemachange.Suggest never proposes it).
+var ReservedColumns = []string{
+	"event_id", "tenant", "metric", "metric_alias", "timestamp",
+	"unknown_fields", "schema_version", "ingest_time", "source",
+}
 
 // ValidateTenantID reports whether id may name a tenant. Tenant ids are used
 // in file paths and keys, so they are restricted to lower-case letters,
@@ -115,23 +135,47 @@ func (v *validator) checkMetricNames(metrics []Metric) {
 	ns := names{}
 	for i, m := range metrics {
 		if v.checkName(fmt.Sprintf("metric #%d", i+1), m.Name) {
+			if !metricNameRe.MatchString(m.Name) {
+				v.add("metric name %q is not allowed: a metric name names lake folders, so it takes 1-63 characters of a-z, 0-9, '_' or '-', starting with a letter or digit (keep other spellings as aliases)", m.Name)
+			}
 			v.claim(ns, m.Name, owner{"name", fmt.Sprintf("metric %q", m.Name)})
 		}
 	}
 	for _, m := range metrics {
 		of := fmt.Sprintf("metric %q", m.Name)
 		for _, a := range m.Aliases {
-			if v.checkName("alias of "+of, a) {
+			if v.checkName("alias of "+of, a) && v.checkKey("alias of "+of, a) {
 				v.claim(ns, a, owner{"alias", of})
 			}
 		}
 	}
 }
 
+// checkKey reports a name a device sends (an alias, a conversion key) that
+// is over maxKeyLen bytes, holds a control character or '/', or is "." or
+// "..".
+func (v *validator) checkKey(what, k string) bool {
+	switch {
+	case len(k) > maxKeyLen:
+		v.add("%s is %d bytes, over the limit of %d", what, len(k), maxKeyLen)
+	case k == "." || k == ".." || strings.ContainsAny(k, "/\x00") || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		v.add("%s %q is not allowed: no '/', control characters, \".\" or \"..\"", what, k)
+	default:
+		return true
+	}
+	return false
+}
+
 func (v *validator) checkMetric(m Metric) {
 	ns := names{}
 	for i, f := range m.Fields {
 		if v.checkName(fmt.Sprintf("field #%d of metric %q", i+1, m.Name), f.Name) {
+			switch {
+			case !fieldNameRe.MatchString(f.Name):
+				v.add("field name %q of metric %q is not allowed: a field name is a column, so it takes 1-128 letters, digits or '_', not starting with a digit (keep other spellings as aliases)", f.Name, m.Name)
+			case isReserved(f.Name):
+				v.add("field name %q of metric %q is a column every lake table has (%s); name the field otherwise and keep %q as an alias", f.Name, m.Name, strings.Join(ReservedColumns, ", "), f.Name)
+			}
 			v.claim(ns, f.Name, fieldOwner("name", m, f))
 		}
 	}
@@ -151,14 +195,14 @@ func (v *validator) checkFieldNames(ns names, m Metric, f Field) {
 	own := map[string]bool{f.Name: true}
 	for _, a := range f.Aliases {
 		o := fieldOwner("alias", m, f)
-		if v.checkName("alias of "+o.of, a) {
+		if v.checkName("alias of "+o.of, a) && v.checkKey("alias of "+o.of, a) {
 			v.claim(ns, a, o)
 			own[a] = true
 		}
 	}
 	for _, k := range sortedKeys(f.Conversions) {
 		o := fieldOwner("conversion", m, f)
-		if !own[k] && v.checkName("conversion key of "+o.of, k) {
+		if !own[k] && v.checkName("conversion key of "+o.of, k) && v.checkKey("conversion key of "+o.of, k) {
 			v.claim(ns, k, o)
 		}
 	}
@@ -236,6 +280,16 @@ func fieldKeys(f Field) []fieldKey {
 		keys = append(keys, fieldKey{k, "conversion"})
 	}
 	return keys
+}
+
+// isReserved reports whether name is a reserved column, in any letter case.
+func isReserved(name string) bool {
+	for _, c := range ReservedColumns {
+		if strings.EqualFold(c, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Valid reports whether ft is one of the declared field types.

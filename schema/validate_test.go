@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"context"
 	"errors"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -45,6 +47,25 @@ func TestValidate(t *testing.T) {
 		{"tenant id empty", func(t *Tenant) { t.Tenant = "" }, []string{`invalid tenant id`}},
 		{"tenant id too long", func(t *Tenant) { t.Tenant = strings.Repeat("a", 64) }, []string{`invalid tenant id`}},
 		{"empty metric name", func(t *Tenant) { t.Metrics[1].Name = "" }, []string{"metric #2 has an empty name"}},
+		// Names reach lake paths (metric=NAME/) and columns.
+		{"metric name with a path", func(t *Tenant) { t.Metrics[1].Name = "m/tenant=beta/metric=temp" }, []string{`metric name "m/tenant=beta/metric=temp" is not allowed`}},
+		{"metric name dot dot", func(t *Tenant) { t.Metrics[1].Name = ".." }, []string{`metric name ".." is not allowed`}},
+		{"metric name with a space", func(t *Tenant) { t.Metrics[1].Name = "po wer" }, []string{`metric name "po wer" is not allowed`}},
+		{"metric name upper case", func(t *Tenant) { t.Metrics[1].Name = "Power" }, []string{`metric name "Power" is not allowed`}},
+		{"metric alias with a slash", func(t *Tenant) { t.Metrics[1].Aliases = []string{"a/b"} }, []string{`alias of metric "power" "a/b" is not allowed`}},
+		{"metric alias dot dot", func(t *Tenant) { t.Metrics[1].Aliases = []string{".."} }, []string{`".." is not allowed`}},
+		{"metric alias upper case is fine", func(t *Tenant) { t.Metrics[1].Aliases = []string{"Power Meter"} }, nil},
+		{"field name with a slash", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "st/ation" }, []string{`field name "st/ation" of metric "weather" is not allowed`}},
+		{"field name with a dot", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "a.b" }, []string{`field name "a.b" of metric "weather" is not allowed`}},
+		{"field alias with a control character", func(t *Tenant) { t.Metrics[0].Fields[1].Aliases = []string{"p\x00"} }, []string{`is not allowed: no '/', control characters`}},
+		{"conversion key too long", func(t *Tenant) {
+			t.Metrics[0].Fields[0].Conversions[strings.Repeat("k", 257)] = Conversion{Scale: 1}
+		}, []string{"is 257 bytes, over the limit of 256"}},
+		// Reserved columns: one tenant's schema must not break every lake table.
+		{"field named timestamp", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "timestamp" }, []string{`field name "timestamp" of metric "weather" is a column every lake table has`}},
+		{"field named Event_ID", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "Event_ID" }, []string{`field name "Event_ID" of metric "weather" is a column every lake table has`}},
+		{"field named unknown_fields", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "unknown_fields" }, []string{`"unknown_fields" of metric "weather" is a column`}},
+		{"a reserved name as an alias is fine", func(t *Tenant) { t.Metrics[0].Fields[2].Aliases = []string{"source"} }, nil},
 		{"metric name spaces", func(t *Tenant) { t.Metrics[1].Name = "power " }, []string{`metric #2 "power " has leading or trailing spaces`}},
 		{"empty field name", func(t *Tenant) { t.Metrics[0].Fields[2].Name = "" }, []string{`field #3 of metric "weather" has an empty name`}},
 		{"field alias spaces", func(t *Tenant) { t.Metrics[0].Fields[1].Aliases = []string{" p"} }, []string{`alias of field "weather.pressure" " p" has leading or trailing spaces`}},
@@ -116,5 +137,34 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadRefusesOldBadNames: a version recorded before names were checked
+// (here written by hand) is refused when loaded, not used to write paths.
+func TestLoadRefusesOldBadNames(t *testing.T) {
+	ctx := context.Background()
+	d := NewDirStore(t.TempDir())
+	if _, _, err := d.Apply(ctx, validTenant()); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := d.Get(ctx, "harbor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := d.historyPath("harbor", cur.Version)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(b), "name: power", "name: m/tenant=beta/metric=temp", 1)
+	if bad == string(b) {
+		t.Fatal("the recorded version has no metric power to rename")
+	}
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Get(ctx, "harbor"); err == nil || !strings.Contains(err.Error(), "is not allowed") {
+		t.Errorf("Get of a recorded version with a path in a metric name: %v", err)
 	}
 }

@@ -560,6 +560,9 @@ func (s *Store) decode(item map[string]types.AttributeValue) (*schema.Tenant, er
 	if t.Tenant != tenant || t.Version != version {
 		return nil, fmt.Errorf("schema: %s: holds tenant %q version %d", where, t.Tenant, t.Version)
 	}
+	if err := t.Validate(); err != nil { // recorded under older rules: names that reach paths
+		return nil, fmt.Errorf("%s: %w (apply a corrected version)", where, err)
+	}
 	return t, nil
 }
 

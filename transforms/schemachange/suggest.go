@@ -9,13 +9,9 @@ import (
 	"github.com/fineo-io/ingest/schema"
 )
 
-// ReservedColumns are the column names of a lake (and staged) record that
-// are not tenant fields. A field with one of these names, in any letter
-// case, would clash with them, so Suggest never proposes it.
-var ReservedColumns = []string{
-	"event_id", "tenant", "metric", "metric_alias", "timestamp",
-	"unknown_fields", "schema_version", "ingest_time", "source",
-}
+// ReservedColumns are schema.ReservedColumns: Suggest never proposes a
+// field of one of these names.
+var ReservedColumns = schema.ReservedColumns
 
 // Suggest proposes, for each tenant of the report that has a current schema,
 // a new version of that schema with a field for every unknown field seen at
