@@ -243,17 +243,25 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		return
 	}
 	var env envelope
+	var repeated string // an envelope key given twice: which tenant or event is meant is unclear
 	p.scan.reset()
 	err := scanObjectWith(raw, func(m member) {
-		// Last one wins for a repeated key, as with encoding/json.
+		var dst *[]byte
+		var name string
 		switch {
 		case m.is("tenant"):
-			env.Tenant = m.val
+			dst, name = &env.Tenant, "tenant"
 		case m.is("event"):
-			env.Event = m.val
+			dst, name = &env.Event, "event"
 		case m.is("events"):
-			env.Events = m.val
+			dst, name = &env.Events, "events"
+		default:
+			return
 		}
+		if *dst != nil && repeated == "" {
+			repeated = name
+		}
+		*dst = m.val
 	}, p.scan.walk)
 	if err != nil {
 		if jsonKind(raw) != "object" && validValue(raw) {
@@ -261,6 +269,10 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 			return
 		}
 		fail(records.MalformedJSON, "", raw, src, "malformed JSON: %s", shortErr(err))
+		return
+	}
+	if repeated != "" {
+		fail(records.BadEnvelope, "", raw, src, "envelope has the key %q more than once (an escaped spelling counts too)", repeated)
 		return
 	}
 	tenant, terr := tenantOf(env.Tenant)

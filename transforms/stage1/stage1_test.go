@@ -553,6 +553,11 @@ func TestErrorKinds(t *testing.T) {
 		{"events not array: object", Options{}, `{"tenant":"harbor","events":` + valid + `}`, records.BadEnvelope, "harbor", ""},
 		{"events not array: number", Options{}, `{"tenant":"harbor","events":5}`, records.BadEnvelope, "harbor", ""},
 		{"empty events", Options{}, `{"tenant":"harbor","events":[]}`, records.BadEnvelope, "harbor", ""},
+		// A repeated envelope key leaves unclear which tenant or event is meant.
+		{"tenant twice", Options{}, `{"tenant":"harbor","event":` + valid + `,"tenant":"skyline"}`, records.BadEnvelope, "", ""},
+		{"tenant twice, escaped", Options{}, `{"tenant":"harbor","\u0074enant":"skyline","event":` + valid + `}`, records.BadEnvelope, "", ""},
+		{"event twice", Options{}, `{"tenant":"harbor","event":` + valid + `,"event":` + valid + `}`, records.BadEnvelope, "", ""},
+		{"events twice", Options{}, `{"tenant":"harbor","events":[` + valid + `],"events":[` + valid + `]}`, records.BadEnvelope, "", ""},
 		{"tenant absent", Options{}, `{"event":` + valid + `}`, records.MissingTenant, "", ""},
 		{"tenant null", Options{}, `{"tenant":null,"event":` + valid + `}`, records.MissingTenant, "", ""},
 		{"tenant empty", Options{}, `{"tenant":"","event":` + valid + `}`, records.MissingTenant, "", ""},
