@@ -21,7 +21,6 @@ import (
 	usagefile "github.com/fineo-io/ingest/ops/usage"
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/runners"
-	"github.com/fineo-io/ingest/schema"
 	"github.com/fineo-io/ingest/transforms/lakebuild"
 	"github.com/fineo-io/ingest/transforms/schemachange"
 )
@@ -170,12 +169,11 @@ func addLakeRows(ctx context.Context, r *usagefile.Report, lakeRoot, run string,
 }
 
 func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOut *[]lakebuild.Day, out io.Writer) (metrics.Summary, error) {
-	store, err := schema.OpenStore(ctx, f.schemas)
+	tenants, err := loadSchemas(ctx, f.schemas)
 	if err != nil {
 		return nil, err
 	}
-	tenants, err := schema.LoadAll(ctx, store)
-	if err != nil {
+	if err := existingRoot(f.archive); err != nil {
 		return nil, err
 	}
 	days, err := pipelines.PlanDays(ctx, f.archive, from, to)

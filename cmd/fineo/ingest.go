@@ -83,11 +83,7 @@ func runIngestFiles(ctx context.Context, files []string, f ingestFlags, out io.W
 }
 
 func runIngestJob(ctx context.Context, files []string, f ingestFlags, out io.Writer) (metrics.Summary, error) {
-	store, err := schema.OpenStore(ctx, f.schemas)
-	if err != nil {
-		return nil, err
-	}
-	tenants, err := schema.LoadAll(ctx, store)
+	tenants, err := loadSchemas(ctx, f.schemas)
 	if err != nil {
 		return nil, err
 	}

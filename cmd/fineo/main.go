@@ -27,6 +27,7 @@ import (
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/ops/redact"
 	usagefile "github.com/fineo-io/ingest/ops/usage"
+	"github.com/fineo-io/ingest/schema"
 	_ "github.com/fineo-io/ingest/schema/dynamostore" // --schemas dynamodb://TABLE
 )
 
@@ -382,3 +383,36 @@ func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
 
 // notifySender sends --notify alerts; tests may shorten its backoff.
 var notifySender = &notify.Sender{}
+
+// loadSchemas opens the schema store spec and loads every tenant's current
+// schema. A store that holds none is an error: every event would become a
+// customer error (unknown_tenant), which is a typo in --schemas, not data.
+func loadSchemas(ctx context.Context, spec string) ([]*schema.Tenant, error) {
+	st, err := schema.OpenStore(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := schema.LoadAll(ctx, st)
+	if err == nil && len(tenants) == 0 {
+		err = fmt.Errorf("schema store %s holds no tenant schema (see fineo schema apply)", redact.URL(spec))
+	}
+	return tenants, err
+}
+
+// existingRoot checks that an archive a job reads exists: a local
+// directory that is missing is an error (opening it would create it, and a
+// typo in a nightly job would look like "nothing to do"); an empty one, or
+// an empty date range, is not.
+func existingRoot(root string) error {
+	if strings.Contains(root, "://") {
+		return nil // s3://: a missing bucket fails the listing itself
+	}
+	fi, err := os.Stat(root)
+	switch {
+	case err != nil:
+		return fmt.Errorf("archive %s: %w", root, err)
+	case !fi.IsDir():
+		return fmt.Errorf("archive %s is not a directory", root)
+	}
+	return nil
+}

@@ -82,6 +82,9 @@ func runReplayStaged(ctx context.Context, f replayFlags, out io.Writer) (metrics
 	if err != nil {
 		return nil, usageError(err)
 	}
+	if err := existingRoot(f.archive); err != nil {
+		return nil, err
+	}
 	days, err := pipelines.PlanDays(ctx, f.archive, from, to)
 	if err != nil {
 		return nil, err

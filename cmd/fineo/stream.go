@@ -21,7 +21,6 @@ import (
 	"github.com/fineo-io/ingest/ops/watch"
 	"github.com/fineo-io/ingest/pipelines"
 	"github.com/fineo-io/ingest/runners"
-	"github.com/fineo-io/ingest/schema"
 	"github.com/fineo-io/ingest/transforms/streaming"
 )
 
@@ -148,12 +147,9 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 		if f.schemas == "" {
 			return cfg, usageError(errors.New("--schemas is required for stage 1"))
 		}
-		st, err := schema.OpenStore(ctx, f.schemas)
-		if err != nil {
-			return cfg, err
-		}
 		cfg.SchemaStore, cfg.SchemaRefresh = f.schemas, f.schemaRefresh
-		if cfg.Tenants, err = schema.LoadAll(ctx, st); err != nil {
+		var err error
+		if cfg.Tenants, err = loadSchemas(ctx, f.schemas); err != nil {
 			return cfg, err
 		}
 	}
