@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/io/lake"
 	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/ops/redact"
@@ -53,12 +55,18 @@ func cmdBatch(ctx context.Context, args []string) error {
 	if err := requireFlags("archive", f.archive, "lake", f.lake, "schemas", f.schemas); err != nil {
 		return err
 	}
+	if err := lake.CheckCompression(f.compression); err != nil {
+		return usageError(fmt.Errorf("--compression: %w", err))
+	}
 	_, err = runBatch(ctx, f, os.Stdout)
 	return err
 }
 
 // resolveDates turns --date/--from/--to into an inclusive range.
 func resolveDates(f batchFlags, now time.Time) (from, to string, err error) {
+	if f.date != "" && (f.from != "" || f.to != "") {
+		return "", "", errors.New("--date names one day: give it, or --from/--to, not both")
+	}
 	if f.date != "" {
 		d := f.date
 		switch d {

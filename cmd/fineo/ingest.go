@@ -13,6 +13,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/fineo-io/ingest/io/blob"
+	"github.com/fineo-io/ingest/io/jsonlio"
 	"github.com/fineo-io/ingest/metrics"
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/ops/redact"
@@ -35,8 +36,14 @@ func cmdIngest(ctx context.Context, args []string) error {
 		fs.StringVar(&f.input, "input", "", "raw input: a file, directory, glob or s3://bucket/prefix (JSON Lines, optionally gzip)")
 		fs.StringVar(&f.schemas, "schemas", os.Getenv("FINEO_SCHEMAS"), "schema store: a directory of tenant schema files (env FINEO_SCHEMAS)")
 		fs.StringVar(&f.archive, "archive", "", "archive root: a directory or s3://bucket/prefix")
-		fs.StringVar(&f.tenant, "tenant", "", "treat every line as a bare event of this tenant (no envelope)")
-		fs.IntVar(&f.chunkBytes, "chunk-bytes", 0, "bytes of input lines per pipeline element (default 1 MiB)")
+		fs.Func("tenant", "treat every line as a bare event of this tenant (no envelope)", func(s string) error {
+			if err := schema.ValidateTenantID(s); err != nil {
+				return err
+			}
+			f.tenant = s
+			return nil
+		})
+		fs.IntVar(&f.chunkBytes, "chunk-bytes", jsonlio.DefaultChunkBytes, "bytes of input lines per pipeline element")
 		fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 		fs.Var(&f.notify, "notify", notifyUsage)
 	})
@@ -45,6 +52,9 @@ func cmdIngest(ctx context.Context, args []string) error {
 	}
 	if err := requireFlags("input", f.input, "schemas", f.schemas, "archive", f.archive); err != nil {
 		return err
+	}
+	if f.chunkBytes < 1 {
+		return usageError(fmt.Errorf("--chunk-bytes %d: want a positive number of bytes", f.chunkBytes))
 	}
 	_, err = runIngest(ctx, f, os.Stdout)
 	return err

@@ -181,19 +181,26 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 		}
 		fs.Var(f.Value, f.Name, f.Usage)
 	})
-	fs.Usage = func() {
+	usage := func() {
 		fmt.Fprintf(fs.Output(), "Usage of fineo %s:\n", name)
 		own.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nBeam runner flags are accepted too: --runner (direct|prism|universal|flink|spark|dataflow),\n"+
 			"--endpoint, --environment_type, --environment_config, --worker_binary, ... (see README, Runners).\n")
 	}
+	// A bad flag is one line (the caller prints the error), not the error
+	// and every flag: the usage is printed for --help only.
+	fs.Usage = func() {}
 	// Credentials inside locations (userinfo, signed queries) are redacted
 	// from every later line, in whatever form a library echoes them.
 	for _, a := range args {
 		redact.AddLocation(a)
 	}
-	if err := fs.Parse(args); err != nil {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(redactWriter{os.Stderr})
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return err
 		}
 		return usageError(err)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,5 +46,42 @@ func TestMissingThingsAreErrors(t *testing.T) {
 	os.Mkdir(existing, 0o755)
 	if err := cmdBatch(ctx, []string{"--quiet", "--archive", existing, "--lake", filepath.Join(dir, "lake"), "--schemas", schemas}); err != nil {
 		t.Errorf("batch of an empty archive: %v", err)
+	}
+}
+
+// TestBadFlagsOneLine: careless invocations are refused before any work
+// with exit code 2 and one line on stderr (issue 19, defect 9).
+func TestBadFlagsOneLine(t *testing.T) {
+	bin := fineoBinary(t)
+	dir := t.TempDir()
+	sample := filepath.Join("..", "..", "testdata", "sample")
+	schemas := filepath.Join(sample, "schemas")
+	for _, args := range [][]string{
+		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--compression", "lz4"},
+		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--date", "2024-01-01", "--from", "2024-01-01"},
+		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--chunk-bytes", "0"},
+		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--chunk-bytes", "-5"},
+		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--tenant="},
+		{"ingest", "--no-such-flag"},
+	} {
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit code 2", args[1:], err)
+		}
+		if lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n"); len(lines) != 1 || stdout.Len() != 0 {
+			t.Errorf("%v: %d lines on stderr, %d bytes on stdout, want one line:\n%s", args, len(lines), stdout.Len(), stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Error("a refused ingest wrote its archive")
+	}
+	// --help still prints the flags, and exits 0.
+	out, err := exec.Command(bin, "ingest", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-chunk-bytes") {
+		t.Errorf("ingest --help: %v\n%s", err, out)
 	}
 }

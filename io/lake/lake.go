@@ -193,6 +193,13 @@ type orderedField struct {
 	name string
 }
 
+// CheckCompression reports whether name is a compression the lake writes
+// (Options.Compression): zstd or snappy.
+func CheckCompression(name string) error {
+	_, _, err := codecFor(name)
+	return err
+}
+
 // codecFor returns the codec named by Options.Compression, and the one for
 // the event_id column (nil: the same).
 func codecFor(name string) (codec, idCodec compress.Codec, err error) {
