@@ -1,10 +1,11 @@
 // Package redact keeps credentials out of Fineo's logs and error messages.
 //
 // String rewrites any text before it is printed: URLs lose their userinfo
-// (s3://user:pass@bucket → s3://bucket); URLs that carry a request
-// signature (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token,
-// Signature, sig) lose their whole query string; stray signature
-// parameters lose their values; and the values of the AWS credential
+// (s3://user:pass@bucket → s3://bucket); every query value of a URL is
+// replaced (?token=REDACTED&page=REDACTED: a name list would miss the next
+// api_key), and a URL that carries a request signature (X-Amz-Signature,
+// X-Amz-Credential, X-Amz-Security-Token, Signature, sig) loses its whole
+// query string; stray signature parameters lose their values; and the values of the AWS credential
 // environment variables (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
 // AWS_ACCESS_KEY_ID), wherever they appear, become "REDACTED".
 //
@@ -98,11 +99,9 @@ func AddLocation(loc string) {
 	}
 	if i := strings.IndexByte(rest, '?'); i >= 0 {
 		q, _ := url.ParseQuery(rest[i+1:])
-		for k, vs := range q {
-			if slices.Contains(signedParams, strings.ToLower(k)) {
-				for _, v := range vs {
-					AddSecret(v)
-				}
+		for _, vs := range q {
+			for _, v := range vs {
+				AddSecret(v) // an echo of it elsewhere (a request path in an SDK error) too
 			}
 		}
 	}
@@ -129,7 +128,11 @@ func String(s string) string {
 		}
 	}
 	if strings.Contains(s, "://") {
-		s = urlRe.ReplaceAllStringFunc(s, URL)
+		s = urlRe.ReplaceAllStringFunc(s, func(u string) string {
+			// Punctuation after a URL in a message is not part of it.
+			t := strings.TrimRight(u, ".,:;)")
+			return URL(t) + u[len(t):]
+		})
 		s = userinfoRe.ReplaceAllString(s, "${1}")
 	}
 	if strings.Contains(s, "=") || strings.Contains(s, "%3") {
@@ -138,15 +141,16 @@ func String(s string) string {
 	return s
 }
 
-// URL returns a location with its userinfo removed and, when it is a signed
-// URL, its query string removed. Text that is not a URL is returned with
-// the same rules applied as well as can be.
+// URL returns a location with its userinfo removed and every query value
+// replaced by Mark (the keys kept); a signed URL loses its whole query.
+// Text that is not a URL is returned with the same rules applied as well as
+// can be.
 func URL(loc string) string {
 	u, err := url.Parse(loc)
 	if err != nil || u.Scheme == "" {
 		loc = userinfoRe.ReplaceAllString(loc, "${1}")
-		if i := strings.IndexByte(loc, '?'); i >= 0 && signed(loc[i+1:]) {
-			loc = loc[:i] + "?" + Mark
+		if i := strings.IndexByte(loc, '?'); i >= 0 {
+			loc = loc[:i] + "?" + query(loc[i+1:])
 		}
 		return loc
 	}
@@ -155,14 +159,31 @@ func URL(loc string) string {
 		u.User = nil
 		changed = true
 	}
-	if u.RawQuery != "" && signed(u.RawQuery) {
-		u.RawQuery = Mark
-		changed = true
+	if u.RawQuery != "" {
+		if q := query(u.RawQuery); q != u.RawQuery {
+			u.RawQuery = q
+			changed = true
+		}
 	}
 	if !changed {
 		return loc
 	}
 	return u.String()
+}
+
+// query returns a raw query with every value replaced by Mark, or Mark for
+// a signed one.
+func query(raw string) string {
+	if signed(raw) {
+		return Mark
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		if k, _, ok := strings.Cut(p, "="); ok {
+			parts[i] = k + "=" + Mark
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 func signed(query string) bool {

@@ -24,8 +24,13 @@ func TestString(t *testing.T) {
 		"key wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY leaked":                          "key REDACTED leaked",
 		"token=FwoGZXIvYXdzSESSIONTOKEN":                                            "token=REDACTED",
 		"/data/in/part-1.jsonl:17":                                                  "/data/in/part-1.jsonl:17",
-		"s3://bucket/prefix/?list-type=2":                                           "s3://bucket/prefix/?list-type=2",
-		"http://127.0.0.1:1/bucket/x":                                               "http://127.0.0.1:1/bucket/x",
+		"s3://bucket/prefix/?list-type=2":                                           "s3://bucket/prefix/?list-type=REDACTED",
+		// Every query value, not a list of names (issue 19, defect 8).
+		"https://hooks.example/notify?token=t0ps3cret&channel=ops": "https://hooks.example/notify?token=REDACTED&channel=REDACTED",
+		"post http://127.0.0.1:9/x?password=hunter22: refused":     "post http://127.0.0.1:9/x?password=REDACTED: refused",
+		"https://api.example/v1?api_key=ak_live_123456&flag":       "https://api.example/v1?api_key=REDACTED&flag",
+		"https://api.example/v1?apiKey=ak_live_123456#frag":        "https://api.example/v1?apiKey=REDACTED#frag",
+		"http://127.0.0.1:1/bucket/x":                              "http://127.0.0.1:1/bucket/x",
 	} {
 		if got := String(in); got != want {
 			t.Errorf("String(%q)\n got %q\nwant %q", in, got, want)
@@ -57,5 +62,17 @@ func TestAddLocation(t *testing.T) {
 		if strings.Contains(got, bad) {
 			t.Errorf("keeps %q: %s", bad, got)
 		}
+	}
+}
+
+// TestLocationQueryValuesEverywhere: a query value of a location given on
+// the command line is redacted also where a library echoes it without its
+// URL (an SDK error repeating the request path).
+func TestLocationQueryValuesEverywhere(t *testing.T) {
+	Reload()
+	defer Reload()
+	AddLocation("https://hooks.example/notify?token=t0ps3cret-xyz")
+	if got := String(`operation error: POST /notify?token=t0ps3cret-xyz, status 403`); strings.Contains(got, "t0ps3cret-xyz") {
+		t.Errorf("the query value leaked: %s", got)
 	}
 }
