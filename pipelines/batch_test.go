@@ -407,7 +407,7 @@ func TestBatchBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, failed, err := dynamodbio.Restore(ctx, layout, st, "", dynamodbio.WriterOptions{}, "", nil)
+	stats, failed, err := dynamodbio.Restore(ctx, layout, st, "", dynamodbio.WriterOptions{}, dynamodbio.RestoreOptions{}, nil)
 	if err != nil || len(failed) != 0 || stats.Items != int64(exp.DistinctValid) || stats.Written != int64(exp.DistinctValid) {
 		t.Fatalf("restore: %+v, %d failed, %v", stats, len(failed), err)
 	}

@@ -29,6 +29,7 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 		backup, prefix, table, failedOut string
 		create, quiet                    bool
 		concurrency, maxAttempts         int
+		ttl                              time.Duration
 	)
 	err := parseBeamFlags("restore", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&backup, "backup", "", "where the backup files are: a directory or s3://bucket/prefix (required)")
@@ -39,6 +40,7 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 		fs.IntVar(&maxAttempts, "max-attempts", 8, "calls per batch of 25 items before its remaining items count as failed")
 		fs.StringVar(&failedOut, "failed-out", "", "write the items that failed to this file (a directory path or s3://...), as a backup file that restore can read again")
 		fs.BoolVar(&quiet, "quiet", false, "no progress lines")
+		fs.DurationVar(&ttl, "ttl", dynamodbio.DefaultRetention, "restored items expire this long after the restore (expires_at; negative: no TTL). A backup's own expires_at counts from each event's time, which would delete old data at once")
 	})
 	if err != nil {
 		return err
@@ -81,8 +83,15 @@ func runRestore(ctx context.Context, args []string, out io.Writer) error {
 	})
 	defer dynamodbio.SetRestoreFailureSink(nil)
 
+	expiresAt := int64(-1)
+	if ttl >= 0 {
+		expiresAt = time.Now().Add(ttl).Unix()
+		fmt.Fprintf(out, "restored items expire at %s (--ttl %s from now)\n", time.Unix(expiresAt, 0).UTC().Format(time.RFC3339), ttl)
+	} else {
+		fmt.Fprintln(out, "restored items do not expire (--ttl negative)")
+	}
 	p, s := beam.NewPipelineWithRoot()
-	dynamodbio.RestoreFiles(s, dynamodbio.RestoreConfig{Backup: backup, Table: table, FailedOut: failedOut,
+	dynamodbio.RestoreFiles(s, dynamodbio.RestoreConfig{Backup: backup, Table: table, FailedOut: failedOut, ExpiresAt: expiresAt,
 		Writer: dynamodbio.WriterOptions{MaxAttempts: maxAttempts, Concurrency: concurrency}}, files)
 	stop := startProgress(quiet, "restore", progress.Totals{Files: int64(len(files))},
 		map[string]progress.Field{dynamodbio.RestoreFilesDone: progress.Files, dynamodbio.RestoreItems: progress.Events})

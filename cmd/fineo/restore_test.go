@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -126,6 +128,19 @@ func TestCmdTableAndRestore(t *testing.T) {
 		})
 		if err != nil || n != 600 {
 			t.Fatalf("query after restore: %d events, %v", n, err)
+		}
+		// Restored items expire --ttl (30 days) after the restore, not
+		// their retention after their (old) event time: TTL would delete
+		// them at once (issue 19, defect 11).
+		soon := time.Now().Add(29 * 24 * time.Hour).Unix()
+		testenv.ScanItems(t, client, table, dynamodbio.AttrExpiresAt, func(it map[string]types.AttributeValue) {
+			v, _ := it[dynamodbio.AttrExpiresAt].(*types.AttributeValueMemberN)
+			if exp, err := strconv.ParseInt(v.Value, 10, 64); v == nil || err != nil || exp < soon {
+				t.Fatalf("a restored item expires at %v, before %d (now + 29 days)", v, soon)
+			}
+		})
+		if !strings.Contains(out.String(), "restored items expire at") {
+			t.Errorf("output does not say when restored items expire:\n%s", out.String())
 		}
 		// Again, through cmdRestore, into the existing table: same content.
 		if err := cmdRestore(ctx, []string{"--backup", dir, "--prefix", "nearline/", "--table", table, "--quiet"}); err != nil {

@@ -285,6 +285,27 @@ func IsBackupFile(path string) bool {
 	return strings.HasSuffix(path, BackupSuffix) || strings.HasSuffix(path, ".json.gz")
 }
 
+// RestoreOptions says how restored items are kept.
+type RestoreOptions struct {
+	// Overflow is where events too large for an item even compressed go
+	// (ItemOptions.Overflow).
+	Overflow string
+	// ExpiresAt, in epoch seconds, replaces every item's expires_at: a
+	// backup's items expire their retention after their event time, so
+	// last year's data would be deleted by TTL as soon as it was restored.
+	// Negative: items are restored without expires_at; 0: as backed up.
+	ExpiresAt int64
+}
+
+func (ro RestoreOptions) expire(item map[string]types.AttributeValue) {
+	switch {
+	case ro.ExpiresAt > 0:
+		item[AttrExpiresAt] = n(ro.ExpiresAt)
+	case ro.ExpiresAt < 0:
+		delete(item, AttrExpiresAt)
+	}
+}
+
 // RestoreStats counts what Restore did: Items == Written + Duplicates + Failed.
 type RestoreStats struct {
 	Files      int64 // backup files read
@@ -305,13 +326,13 @@ const restoreChunk = 40 * MaxBatch
 // their reasons; the error is non-nil when the restore stopped early (a
 // file could not be read, ctx ended, or writing hit a fatal error). Restoring
 // twice is harmless: items overwrite themselves.
-func Restore(ctx context.Context, l *Layout, st blob.Store, prefix string, o WriterOptions, overflow string, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
+func Restore(ctx context.Context, l *Layout, st blob.Store, prefix string, o WriterOptions, ro RestoreOptions, progress func(files, items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	files, err := ListBackupFiles(ctx, st, prefix)
 	if err != nil {
 		return stats, nil, err
 	}
 	for _, obj := range files {
-		fs, f, err := RestoreFile(ctx, l, st, obj.Path, o, overflow, func(items int64) {
+		fs, f, err := RestoreFile(ctx, l, st, obj.Path, o, ro, func(items int64) {
 			if progress != nil {
 				progress(stats.Files, stats.Items+items)
 			}
@@ -364,7 +385,7 @@ func (s *RestoreStats) add(o RestoreStats) {
 // the file. Items that could not be written are returned with their
 // reasons; the error is non-nil when the file could not be read to its
 // end (what was read before is written and counted) or writing stopped.
-func RestoreFile(ctx context.Context, l *Layout, st blob.Store, path string, o WriterOptions, overflow string, progress func(items int64)) (stats RestoreStats, failed []FailedItem, err error) {
+func RestoreFile(ctx context.Context, l *Layout, st blob.Store, path string, o WriterOptions, ro RestoreOptions, progress func(items int64)) (stats RestoreStats, failed []FailedItem, err error) {
 	buf := make([]map[string]types.AttributeValue, 0, restoreChunk)
 	flush := func() error {
 		if len(buf) == 0 {
@@ -388,7 +409,8 @@ func RestoreFile(ctx context.Context, l *Layout, st blob.Store, path string, o W
 	}
 	err = ReadBackup(rc, func(item map[string]types.AttributeValue) error {
 		stats.Items++
-		if err := l.Place(ctx, item, overflow); err != nil {
+		ro.expire(item)
+		if err := l.Place(ctx, item, ro.Overflow); err != nil {
 			stats.Failed++
 			failed = append(failed, FailedItem{Item: item, Reason: "not placed: " + err.Error()})
 			return nil

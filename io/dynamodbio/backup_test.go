@@ -128,7 +128,7 @@ func TestRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, failed, err := Restore(ctx, l, st, "backups/nearline/", fast, "", func(files, items int64) {
+	stats, failed, err := Restore(ctx, l, st, "backups/nearline/", fast, RestoreOptions{}, func(files, items int64) {
 		calls++
 		lastFiles, lastItems = files, items
 	})
@@ -148,7 +148,7 @@ func TestRestore(t *testing.T) {
 	}
 
 	// Restoring again changes nothing.
-	if _, failed, err := Restore(ctx, layoutOf(t, client, table), st, "backups/nearline/", fast, "", nil); err != nil || len(failed) > 0 {
+	if _, failed, err := Restore(ctx, layoutOf(t, client, table), st, "backups/nearline/", fast, RestoreOptions{}, nil); err != nil || len(failed) > 0 {
 		t.Fatalf("second restore: %v %v", err, failed)
 	}
 	if n := count(t, client, table); n != 2500 {
@@ -158,13 +158,13 @@ func TestRestore(t *testing.T) {
 	// Faults during restore are retried like any write.
 	table2 := newTable(t)
 	f := &faulty{API: client, unprocessedCalls: 5, throttleCalls: 3}
-	stats, failed, err = Restore(ctx, layoutOf(t, f, table2), st, "backups/nearline/", fast, "", nil)
+	stats, failed, err = Restore(ctx, layoutOf(t, f, table2), st, "backups/nearline/", fast, RestoreOptions{}, nil)
 	if err != nil || len(failed) > 0 || stats.Written != 2500 || stats.Writes.Throttles != 3 || stats.Writes.Retries < 5 {
 		t.Fatalf("restore through faults: %+v, %v, %d failed", stats, err, len(failed))
 	}
 
 	// No backup files: an error, not an empty success.
-	if _, _, err := Restore(ctx, layoutOf(t, client, table), st, "nothing/", fast, "", nil); err == nil {
+	if _, _, err := Restore(ctx, layoutOf(t, client, table), st, "nothing/", fast, RestoreOptions{}, nil); err == nil {
 		t.Error("restore of an empty prefix succeeded")
 	}
 	// A corrupt file stops the restore with its name; what was read before is written or failed.
@@ -173,7 +173,7 @@ func TestRestore(t *testing.T) {
 	WriteBackup(w, items[30:40])
 	w.Write([]byte("garbage after the gzip stream"))
 	w.Commit()
-	stats, failed, err = Restore(ctx, layoutOf(t, client, newTable(t)), st, "bad/", fast, "", nil)
+	stats, failed, err = Restore(ctx, layoutOf(t, client, newTable(t)), st, "bad/", fast, RestoreOptions{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "part-0001.jsonl.gz") {
 		t.Errorf("corrupt backup: err = %v", err)
 	}

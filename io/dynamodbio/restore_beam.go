@@ -42,6 +42,8 @@ type RestoreConfig struct {
 	// Overflow is where events too large for an item even compressed go
 	// (ItemOptions.Overflow); default the backup root.
 	Overflow string
+	// ExpiresAt replaces the items' expires_at (RestoreOptions.ExpiresAt).
+	ExpiresAt int64
 	// FailedOut, when set, is where the items that could not be written go,
 	// as one backup file (restore can read it again).
 	FailedOut string
@@ -56,7 +58,8 @@ type RestoreConfig struct {
 func RestoreFiles(s beam.Scope, cfg RestoreConfig, files []string) {
 	s = s.Scope("dynamodbio.Restore")
 	names := beam.Reshuffle(s, beam.CreateList(s, files))
-	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer, Overflow: cmp.Or(cfg.Overflow, cfg.Backup), KeepFailed: cfg.FailedOut != ""}, names)
+	failed := beam.ParDo(s, &restoreFn{Backup: cfg.Backup, Table: cfg.Table, Writer: cfg.Writer,
+		Options: RestoreOptions{Overflow: cmp.Or(cfg.Overflow, cfg.Backup), ExpiresAt: cfg.ExpiresAt}, KeepFailed: cfg.FailedOut != ""}, names)
 	if cfg.FailedOut != "" {
 		beam.ParDo0(s, &writeFailedFn{Path: cfg.FailedOut}, beam.GroupByKey(s, failed))
 	}
@@ -76,9 +79,10 @@ func SetRestoreFailureSink(f func(FailedItem)) {
 }
 
 type restoreFn struct {
-	Backup, Table, Overflow string
-	Writer                  WriterOptions
-	KeepFailed              bool // emit the failed items (only --failed-out reads them)
+	Backup, Table string
+	Writer        WriterOptions
+	Options       RestoreOptions
+	KeepFailed    bool // emit the failed items (only --failed-out reads them)
 
 	layout *Layout
 	store  blob.Store
@@ -99,7 +103,7 @@ func (f *restoreFn) Setup(ctx context.Context) error {
 }
 
 func (f *restoreFn) ProcessElement(ctx context.Context, file string, emit func(string, archive.Block)) error {
-	stats, failed, err := RestoreFile(ctx, f.layout, f.store, file, f.Writer, f.Overflow, nil)
+	stats, failed, err := RestoreFile(ctx, f.layout, f.store, file, f.Writer, f.Options, nil)
 	for name, n := range map[string]int64{
 		RestoreFilesDone: stats.Files, RestoreItems: stats.Items, RestoreWritten: stats.Written,
 		RestoreDuplicates: stats.Duplicates, RestoreFailed: stats.Failed, RestoreCalls: stats.Writes.Calls,
