@@ -280,6 +280,7 @@ type Chunk struct {
 // OversizeLine stands for a line that was too large to carry.
 type OversizeLine struct {
 	Line   int64
-	Size   int64
+	Size   int64  // bytes read, its line terminator included
+	Length int64  // the line's own bytes, without "\n" or "\r\n": what the limit applies to
 	Prefix []byte // the first bytes of the line, kept for the error record
 }

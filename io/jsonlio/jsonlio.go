@@ -203,17 +203,28 @@ func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chu
 	c.Data = newChunkBuf(opts.ChunkBytes + opts.ChunkBytes/8)
 	for {
 		start := len(c.Data)
-		var size int64
+		var size, content int64
 		over := false
 		var prefix []byte
 		var err error
+		var last byte // the last byte read of the line so far
 		for {
 			var frag []byte
 			frag, err = br.ReadSlice('\n')
 			size += int64(len(frag))
-			content := size // the line without its newline
-			if err == nil {
+			// The line without its terminator: "\n", or "\r\n" (a '\r'
+			// that ends a fragment may be the start of one).
+			content = size
+			if err == nil && len(frag) > 0 {
 				content--
+				if len(frag) >= 2 && frag[len(frag)-2] == '\r' || len(frag) == 1 && last == '\r' {
+					content--
+				}
+			} else if len(frag) > 0 && frag[len(frag)-1] == '\r' {
+				content--
+			}
+			if len(frag) > 0 {
+				last = frag[len(frag)-1]
 			}
 			switch {
 			case over:
@@ -244,7 +255,7 @@ func chunkLines(br *bufio.Reader, file string, opts Options, fn func(records.Chu
 		line++
 		c.Lines++
 		if over {
-			c.Oversize = append(c.Oversize, records.OversizeLine{Line: line, Size: size, Prefix: prefix})
+			c.Oversize = append(c.Oversize, records.OversizeLine{Line: line, Size: size, Length: content, Prefix: prefix})
 		} else if c.Data[len(c.Data)-1] != '\n' {
 			c.Data = append(c.Data, '\n') // last line without a newline
 		}

@@ -41,6 +41,7 @@ type line struct {
 	text   string // with its '\n'
 	over   bool
 	size   int64
+	length int64
 	prefix []byte
 }
 
@@ -75,7 +76,7 @@ func readAll(t *testing.T, file string, opts Options) ([]line, []records.Chunk, 
 		over := c.Oversize
 		for ln := c.FirstLine; ln < c.FirstLine+c.Lines; ln++ {
 			if len(over) > 0 && over[0].Line == ln {
-				out = append(out, line{n: ln, over: true, size: over[0].Size, prefix: over[0].Prefix})
+				out = append(out, line{n: ln, over: true, size: over[0].Size, length: over[0].Length, prefix: over[0].Prefix})
 				over = over[1:]
 				continue
 			}
@@ -244,8 +245,8 @@ func TestOversizeLine(t *testing.T) {
 							t.Errorf("line %d: %+v, want oversize", i+1, l)
 							continue
 						}
-						if l.size != int64(len(o)+1) {
-							t.Errorf("line %d: Size = %d, want %d (with newline)", i+1, l.size, len(o)+1)
+						if l.size != int64(len(o)+1) || l.length != int64(len(o)) {
+							t.Errorf("line %d: Size = %d, Length = %d; want %d (with newline) and %d", i+1, l.size, l.length, len(o)+1, len(o))
 						}
 						if len(l.prefix) == 0 || len(l.prefix) > keepPrefix || !strings.HasPrefix(o+"\n", string(l.prefix)) {
 							t.Errorf("line %d: Prefix (%d bytes) is not a prefix of the line", i+1, len(l.prefix))
@@ -339,4 +340,41 @@ func TestReadErrors(t *testing.T) {
 			t.Errorf("err = %v after %d calls, want stop after 3", err, calls)
 		}
 	})
+}
+
+// TestCRLFAtTheLimit: the limit applies to a line's own bytes, whether it
+// ends in "\n" or "\r\n" (a CRLF line of exactly MaxLine bytes was refused
+// while the LF one passed), and an oversize line's Length leaves its
+// terminator out (issue 19, defect 13).
+func TestCRLFAtTheLimit(t *testing.T) {
+	const maxLine = 100
+	at, over := strings.Repeat("k", maxLine), strings.Repeat("k", maxLine+1)
+	for _, tc := range []struct {
+		name, data string
+		oversize   bool
+	}{
+		{"LF at the limit", at + "\n", false},
+		{"CRLF at the limit", at + "\r\n", false},
+		{"LF over", over + "\n", true},
+		{"CRLF over", over + "\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, _, err := readAll(t, writeFile(t, "c.jsonl", []byte(tc.data)), Options{MaxLine: maxLine})
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%v, %v", got, err)
+			}
+			if got[0].over != tc.oversize {
+				t.Fatalf("oversize = %v, want %v", got[0].over, tc.oversize)
+			}
+			if tc.oversize && got[0].length != int64(maxLine+1) {
+				t.Errorf("Length = %d, want %d (without its terminator)", got[0].length, maxLine+1)
+			}
+		})
+	}
+	// Past the reader's buffer, with the "\r" at a buffer boundary.
+	long := strings.Repeat("q", 4096-1)
+	got, _, _, err := readAll(t, writeFile(t, "b.jsonl", []byte(long+"\r\n")), Options{MaxLine: len(long)})
+	if err != nil || len(got) != 1 || got[0].over {
+		t.Errorf("a CRLF line of exactly MaxLine bytes across buffer fragments: %+v, %v", got, err)
+	}
 }

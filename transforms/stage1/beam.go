@@ -142,8 +142,8 @@ func (w *chunkWorker) process(c records.Chunk) chunkResult {
 			w.p.Stats.Errors++
 			w.out.Error(&records.Error{
 				Kind: records.TooLarge, Stage: StageName, Source: src, Time: time.Now().UTC(), Events: 1,
-				Message: fmt.Sprintf("line is %d bytes, over the limit of %d", o.Size, w.p.opts.MaxRecordBytes),
-				Raw:     o.Prefix, RawSize: int(o.Size),
+				Message: fmt.Sprintf("line is %d bytes, over the limit of %d", o.Length, w.p.opts.MaxRecordBytes),
+				Raw:     o.Prefix, RawSize: int(o.Length),
 			})
 			line++
 		}

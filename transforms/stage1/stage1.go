@@ -207,6 +207,9 @@ func (p *Processor) Reject(k records.Kind, raw []byte, src records.Lineage, msg 
 	out.Error(newError(k, "", raw, src, p.opts.Now().UTC(), msg))
 }
 
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // Process applies stage 1 to one raw record.
 func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 	p.Stats.Records++
@@ -216,6 +219,9 @@ func (p *Processor) Process(raw []byte, src records.Lineage, out Output) {
 		p.Stats.Errors++
 		out.Error(newError(k, tenant, raw, src, now, fmt.Sprintf(format, args...)))
 	}
+	// A UTF-8 byte order mark before a record (the first line of a file
+	// saved by some editors) is not part of the JSON.
+	raw = bytes.TrimPrefix(raw, utf8BOM)
 	if len(raw) > p.opts.MaxRecordBytes {
 		fail(records.TooLarge, "", raw, src, "record is %d bytes, over the limit of %d", len(raw), p.opts.MaxRecordBytes)
 		return
@@ -388,6 +394,10 @@ func (p *Processor) resolve(t *ctenant, raw []byte, obj []member, src records.Li
 	}
 	tsKey, tsRaw := lastKey(obj, t.timestampKeys)
 	if tsKey == "" {
+		if nulls := nullKeys(obj, t.timestampKeys); len(nulls) > 0 {
+			fail(records.MissingTimestamp, "event's timestamp key %q is null (timestamp keys %q)", nulls, t.timestampKeys)
+			return
+		}
 		fail(records.MissingTimestamp, "event has none of the timestamp keys %q", t.timestampKeys)
 		return
 	}
@@ -648,6 +658,21 @@ func lastKey(obj []member, keys []string) (string, []byte) {
 		}
 	}
 	return "", nil
+}
+
+// nullKeys returns the keys of keys the event holds, but only as null: the
+// reason a timestamp is missing, for the message.
+func nullKeys(obj []member, keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		for i := range obj {
+			if obj[i].is(k) {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func stringValue(raw json.RawMessage) (string, bool) {

@@ -316,6 +316,10 @@ func TestNullTimestampIsMissing(t *testing.T) {
 	if len(c.errs) != 1 || c.errs[0].Kind != records.MissingTimestamp {
 		t.Fatalf("got %v, want missing_timestamp", c.errs)
 	}
+	// The message says the key is null, not that there is none (issue 19, defect 13).
+	if m := c.errs[0].Message; !strings.Contains(m, `"timestamp"`) || !strings.Contains(m, "is null") {
+		t.Errorf("message %q does not say the timestamp key is null", m)
+	}
 	// A null first key falls through to the second.
 	ev, _ := stageOne(t, `{"tenant":"harbor","event":{"metrictype":"weather","timestamp":null,"ts":1262304000}}`)
 	if ev.Timestamp != y2010 {
@@ -990,4 +994,13 @@ func FuzzDepth(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBOM: a UTF-8 byte order mark before a record is skipped, not a
+// malformed_json "not an object at offset 0" (issue 19, defect 13).
+func TestBOM(t *testing.T) {
+	ev, _ := stageOne(t, "\xef\xbb\xbf"+`{"tenant":"harbor","event":{"metrictype":"weather","ts":1262304000}}`)
+	if ev.Timestamp != y2010 || ev.Tenant != "harbor" {
+		t.Errorf("event after a BOM: %+v", ev)
+	}
 }
