@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -48,6 +49,20 @@ func Name(k Kind) string {
 		return "direct"
 	}
 	return "prism"
+}
+
+// Supported are the runners fineo runs on: direct and prism in process;
+// universal (portable), flink, spark and dataflow through a job service;
+// dot and vet only look at the graph.
+var Supported = []string{"direct", "prism", "universal", "portable", "flink", "spark", "dataflow", "dot", "vet"}
+
+// CheckName refuses a --runner that is not one of Supported, naming them.
+func CheckName() error {
+	r := strings.ToLower(*beamrunners.Runner)
+	if r == "" || slices.Contains(Supported, r) {
+		return nil
+	}
+	return fmt.Errorf("--runner %q: fineo runs on %s", *beamrunners.Runner, strings.Join(Supported, ", "))
 }
 
 // Check refuses runner and job combinations that cannot work.

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	ingest "github.com/fineo-io/ingest"
 	"github.com/fineo-io/ingest/io/blob"
 )
 
@@ -17,13 +19,21 @@ func cmdDemo(ctx context.Context, args []string) error {
 	var out, sample string
 	err := parseBeamFlags("demo", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&out, "out", "fineo-demo", "folder for everything the demo writes (replaced on each run)")
-		fs.StringVar(&sample, "sample", filepath.Join("testdata", "sample"), "sample data: raw/ and schemas/ (run from the repository root)")
+		fs.StringVar(&sample, "sample", "", "sample data: raw/ and schemas/ (default: the sample built into the binary)")
 	})
 	if err != nil {
 		return err
 	}
+	if sample == "" {
+		// The sample built into the binary, written under --out, so the
+		// demo runs from any folder (an installed binary, the image).
+		sample = filepath.Join(out, "sample")
+		if err := extractSample(sample); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(sample, "raw")); err != nil {
-		return fmt.Errorf("sample data not found at %s (run the demo from the repository root, or pass --sample): %v", sample, err)
+		return fmt.Errorf("sample data not found at %s (--sample): %v", sample, err)
 	}
 	archiveDir := filepath.Join(out, "archive")
 	lakeDir := filepath.Join(out, "lake")
@@ -155,7 +165,30 @@ Next:
       ls %[1]s/staged/
   - Errors are JSON Lines; count them by kind with DuckDB:
       duckdb -c "SELECT class, kind, count(*) AS n FROM read_json_auto('%[1]s/errors/*/*/*.jsonl.gz', hive_partitioning=true) GROUP BY ALL ORDER BY n DESC"
-  - Change a tenant schema and re-run: fineo schema apply FILE --schemas testdata/sample/schemas
+  - Change a tenant schema and re-run: fineo schema apply FILE --schemas SAMPLE/schemas
+    (SAMPLE: the demo's sample, written to <--out>/sample unless --sample names one)
 `, root)
 	return nil
+}
+
+// extractSample writes the sample built into the binary (ingest.Sample) to
+// dir, replacing what was there.
+func extractSample(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return fs.WalkDir(ingest.Sample, "testdata/sample", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, strings.TrimPrefix(path, "testdata/sample"))
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := ingest.Sample.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/fineo-io/ingest/ops/progress"
 	"github.com/fineo-io/ingest/ops/redact"
 	usagefile "github.com/fineo-io/ingest/ops/usage"
+	"github.com/fineo-io/ingest/runners"
 	"github.com/fineo-io/ingest/schema"
 	_ "github.com/fineo-io/ingest/schema/dynamostore" // --schemas dynamodb://TABLE
 )
@@ -207,6 +208,9 @@ func parseBeamFlags(name string, args []string, define func(fs *flag.FlagSet)) e
 	}
 	if fs.NArg() > 0 {
 		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if err := runners.CheckName(); err != nil {
+		return usageError(err)
 	}
 	lc, err := logging.Parse(*logLevel, *logFormat) // beam.Init sets up slog with them
 	if err != nil {

@@ -63,6 +63,7 @@ func TestBadFlagsOneLine(t *testing.T) {
 		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--chunk-bytes", "-5"},
 		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--tenant="},
 		{"ingest", "--no-such-flag"},
+		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--runner=foo"},
 	} {
 		cmd := exec.Command(bin, args...)
 		var stdout, stderr bytes.Buffer
@@ -83,5 +84,25 @@ func TestBadFlagsOneLine(t *testing.T) {
 	out, err := exec.Command(bin, "ingest", "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "-chunk-bytes") {
 		t.Errorf("ingest --help: %v\n%s", err, out)
+	}
+}
+
+// TestDemoAnywhere: the demo runs from any folder with the sample built
+// into the binary (issue 19, defect 15), as an installed binary would.
+func TestDemoAnywhere(t *testing.T) {
+	bin := fineoBinary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--out", filepath.Join(dir, "out"))
+	cmd.Dir = dir // no testdata/ here
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS=", "AWS_ENDPOINT_URL_DYNAMODB=") // the batch part only
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "conservation: events_in") || strings.Contains(string(out), "MISMATCH") {
+		t.Errorf("demo output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "sample", "schemas", "harbor.yaml")); err != nil {
+		t.Errorf("the built-in sample was not written under --out: %v", err)
 	}
 }
