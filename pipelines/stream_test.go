@@ -328,8 +328,13 @@ func TestStreamEndToEnd(t *testing.T) {
 
 	// The second half arrives while the job runs.
 	var wg sync.WaitGroup
+	before := metrics.Local()[kinesisio.KinesisRecords]
 	wg.Go(func() {
-		time.Sleep(1500 * time.Millisecond)
+		// Once the job has read the first half (it runs in this process),
+		// well within its 3 s idle stop.
+		for deadline := time.Now().Add(60 * time.Second); metrics.Local()[kinesisio.KinesisRecords]-before < int64(half) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
 		putLines(t, e.kin, e.raw, lines[half:], half)
 	})
 	sum := e.run(t, e.cfg)

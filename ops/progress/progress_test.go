@@ -82,7 +82,11 @@ func TestReporter(t *testing.T) {
 	Start(&w, "batch", Totals{Days: 4}, false)
 	Add(Days, 1)
 	Add(Events, 10)
-	time.Sleep(70 * time.Millisecond) // a few ticks, one change: one line
+	// Wait for the first line, then a few more ticks with no change: still one line.
+	for deadline := time.Now().Add(10 * time.Second); w.String() == "" && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(3 * Interval)
 	Stop()
 	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], "batch: 1/4 days (25%), 10 staged events") || !strings.Contains(lines[0], "ETA") {
