@@ -186,9 +186,32 @@ func TestBatchLake(t *testing.T) {
 		t.Errorf("backup holds %d items, want %d", items, exp.DistinctValid)
 	}
 
+	// A killed run's temporary files in a partition (issue 19, defect 12):
+	// the next run of the partition removes the old one, and leaves a fresh
+	// one (a writer's at work) alone.
+	partDirs, _ := filepath.Glob(filepath.Join(lakeDir, "tenant=harbor", "metric=weather", "date=*"))
+	if len(partDirs) == 0 {
+		t.Fatal("no harbor/weather partition")
+	}
+	oldTmp, freshTmp := filepath.Join(partDirs[0], ".blobtmp-killed"), filepath.Join(partDirs[0], ".blobtmp-fresh")
+	for _, p := range []string{oldTmp, freshTmp} {
+		if err := os.WriteFile(p, []byte("partial parquet"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(oldTmp, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
 	// Idempotent re-run: the same files with the same bytes.
 	before := parquetDigests(t, lakeDir)
 	sum2 := runBatch(t, archiveDir, lakeDir, backupDir, loadTenants(t), "run2")
+	if _, err := os.Stat(oldTmp); err == nil {
+		t.Error("the re-run left a killed run's temporary file in its partition")
+	}
+	if _, err := os.Stat(freshTmp); err != nil {
+		t.Errorf("the re-run removed a fresh temporary file: %v", err)
+	}
 	if sum2[pipelines.LakeRows] != sum[pipelines.LakeRows] {
 		t.Errorf("re-run wrote %d rows, first run %d", sum2[pipelines.LakeRows], sum[pipelines.LakeRows])
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // LocalStore is a Store in a local directory.
@@ -235,4 +236,38 @@ func (s *LocalStore) Delete(ctx context.Context, p string) error {
 		return fmt.Errorf("blob: delete: %w", err)
 	}
 	return nil
+}
+
+// RemoveTemp removes the temporary files (.blobtmp-*) in dir, a folder of
+// the store, that are older than olderThan: what writers killed before
+// Commit left behind. A newer one may belong to a writer at work. It
+// returns how many it removed.
+func (s *LocalStore) RemoveTemp(dir string, olderThan time.Duration) (int, error) {
+	if err := checkPrefix(dir); err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("blob: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < olderThan {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.root, filepath.FromSlash(dir), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

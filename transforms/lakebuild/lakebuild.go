@@ -385,9 +385,19 @@ func put(ctx context.Context, st blob.Store, path string, data []byte) error {
 	return fmt.Errorf("writing %s: %w", st.URL(path), err)
 }
 
+// tempGrace is how old a temporary file in a partition must be before the
+// partition's next run removes it: a younger one may be a writer's at work.
+const tempGrace = time.Hour
+
 // removeStale deletes files of a partition that this run did not write
-// (left by an earlier run that produced more parts).
+// (left by an earlier run that produced more parts), and, in a local lake,
+// the temporary files a killed run left there (older than tempGrace).
 func removeStale(ctx context.Context, st blob.Store, dir string, keep []string, ext string) error {
+	if ls, ok := st.(*blob.LocalStore); ok {
+		if _, err := ls.RemoveTemp(dir, tempGrace); err != nil {
+			return err
+		}
+	}
 	objs, err := st.List(ctx, dir+"/")
 	if err != nil {
 		return err
