@@ -93,7 +93,7 @@ func TestDemoAnywhere(t *testing.T) {
 	bin := fineoBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "demo", "--out", filepath.Join(dir, "out"))
-	cmd.Dir = dir // no testdata/ here
+	cmd.Dir = dir                                                                             // no testdata/ here
 	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS=", "AWS_ENDPOINT_URL_DYNAMODB=") // the batch part only
 	out, err := cmd.CombinedOutput()
 	if err != nil {
