@@ -45,6 +45,7 @@ const (
 	WriteFailed                  // processing: an output could not be written after retries
 	Internal                     // processing: a bug; the record is kept for replay
 	BadAggregate                 // a KPL-aggregated Kinesis record whose checksum or protobuf is bad
+	TooManyFields                // an event has more fields than the limit
 )
 
 var kindNames = [...]string{
@@ -64,6 +65,7 @@ var kindNames = [...]string{
 	WriteFailed:      "write_failed",
 	Internal:         "internal",
 	BadAggregate:     "bad_aggregate",
+	TooManyFields:    "too_many_fields",
 }
 
 // String returns the kind's stable name, as stored in archives.

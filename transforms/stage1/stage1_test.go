@@ -1004,3 +1004,28 @@ func TestBOM(t *testing.T) {
 		t.Errorf("event after a BOM: %+v", ev)
 	}
 }
+
+// TestFieldBound: an event with more fields than MaxFields is one
+// too_many_fields customer error, not a lake row of every field (issue 19,
+// defect 6); at the limit it is staged.
+func TestFieldBound(t *testing.T) {
+	event := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"tenant":"harbor","event":{"metrictype":"weather","ts":1262304000`)
+		for i := range n - 2 {
+			fmt.Fprintf(&b, `,"f%d":%d`, i, i)
+		}
+		return b.String() + `}}`
+	}
+	c, _ := process(t, Options{MaxFields: 10}, event(10))
+	if len(c.errs) != 0 || len(c.staged) != 1 {
+		t.Errorf("10 fields at a limit of 10: %d staged, errors %v", len(c.staged), c.errs)
+	}
+	c, st := process(t, Options{MaxFields: 10}, event(11))
+	if len(c.errs) != 1 || c.errs[0].Kind != records.TooManyFields || !strings.Contains(c.errs[0].Message, "11 fields, over the limit of 10") || st.Events != 1 {
+		t.Errorf("11 fields at a limit of 10: %v (events %d)", c.errs, st.Events)
+	}
+	if c, _ := process(t, Options{}, event(DefaultMaxFields+1)); len(c.errs) != 1 || c.errs[0].Kind != records.TooManyFields {
+		t.Errorf("the default limit: %v", c.errs)
+	}
+}
