@@ -18,8 +18,14 @@ commands:
   show TENANT [--version N] print the current (or Nth) version as YAML
   history TENANT            list every version and its changes
   apply FILE [--dry-run]    validate FILE, show the diff and record it
+  suggest --report FILE     propose schema changes from a batch's schema-change report
+                            (see fineo schema suggest -h)
 flags:
   --schemas DIR             schema store directory (default $FINEO_SCHEMAS)`
+
+// ErrUsage is wrapped by the errors of CLI that are a mistake in the
+// command line (the command exits 2).
+var ErrUsage = errors.New("usage")
 
 // CLI runs "fineo schema ARGS...". Flags may come before or after the
 // command word. Output goes to stdout; the returned error is the message to
@@ -37,11 +43,11 @@ func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("fineo schema: %v (see fineo schema -h)", err)
+		return fmt.Errorf("fineo schema: %v (see fineo schema -h)%w", err, usageMark)
 	}
 	if len(pos) == 0 {
 		fmt.Fprintln(stderr, cliUsage)
-		return errors.New("fineo schema: missing command: list, show, history or apply")
+		return fmt.Errorf("fineo schema: missing command: list, show, history, apply or suggest%w", usageMark)
 	}
 	cmd, rest := pos[0], pos[1:]
 	if err := checkFlags(fs, cmd); err != nil {
@@ -212,3 +218,11 @@ func plural(n int, word string) string {
 	}
 	return strconv.Itoa(n) + " " + word + "s"
 }
+
+// usageMark wraps ErrUsage into an error without adding to its message.
+var usageMark = markErr{}
+
+type markErr struct{}
+
+func (markErr) Error() string { return "" }
+func (markErr) Unwrap() error { return ErrUsage }

@@ -98,6 +98,10 @@ func run(args []string) int {
 			beam.Init()
 			return 0
 		}
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Print(usage)
+			return 0
+		}
 		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}

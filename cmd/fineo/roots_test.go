@@ -106,3 +106,32 @@ func TestDemoAnywhere(t *testing.T) {
 		t.Errorf("the built-in sample was not written under --out: %v", err)
 	}
 }
+
+// TestHelpAndSchemaUsage: `fineo --help` and `fineo help` exit 0 with the
+// usage on stdout; `fineo schema` with no command prints its usage, every
+// command suggest included, and exits 2 with one line (issue 19, defect 9).
+func TestHelpAndSchemaUsage(t *testing.T) {
+	bin := fineoBinary(t)
+	for _, arg := range []string{"--help", "help", "-h"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil || !strings.Contains(string(out), "fineo ingest") {
+			t.Errorf("fineo %s: %v\n%s", arg, err, out)
+		}
+	}
+	cmd := exec.Command(bin, "schema")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("fineo schema: %v, want exit code 2", err)
+	}
+	for _, want := range []string{"list", "show", "history", "apply", "suggest", "fineo schema: missing command"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("fineo schema's usage lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "fineo schema: fineo schema:") {
+		t.Errorf("the error repeats its prefix:\n%s", stderr.String())
+	}
+}
