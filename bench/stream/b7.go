@@ -32,8 +32,8 @@ import (
 // own and reads them back with one query, printing the DynamoDB calls it
 // took against the bound (buckets × shards, plus one per further page).
 func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, tenants []*schema.Tenant, layout dynamodbio.LayoutOptions) error {
-	if !local("AWS_ENDPOINT_URL_KINESIS") || !local("AWS_ENDPOINT_URL_DYNAMODB") {
-		return fmt.Errorf("AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB must point at local stand-ins (eval \"$(scripts/standins.sh start)\")")
+	if err := requireLocal(); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	dynProxy, err := testenv.NewProxy(os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"))
@@ -51,11 +51,7 @@ func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, t
 	// The job's workers, the producer and the reader all go through them.
 	os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynProxy.URL)
 	os.Setenv("AWS_ENDPOINT_URL_KINESIS", kinProxy.URL)
-	kin, err := kinesisio.NewClient(ctx)
-	if err != nil {
-		return err
-	}
-	ddb, err := dynamodbio.NewClient(ctx)
+	kin, ddb, err := clients(ctx)
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,26 @@ func main() {
 
 var profile string
 
+// requireLocal refuses to run against anything but local stand-ins: the
+// benchmarks create and delete streams and tables.
+func requireLocal() error {
+	if !local("AWS_ENDPOINT_URL_KINESIS") || !local("AWS_ENDPOINT_URL_DYNAMODB") {
+		return fmt.Errorf("AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB must point at local stand-ins (eval \"$(scripts/standins.sh start)\")")
+	}
+	return nil
+}
+
+// clients returns Kinesis and DynamoDB clients of the endpoints in the
+// environment.
+func clients(ctx context.Context) (*kinesis.Client, *dynamodb.Client, error) {
+	kin, err := kinesisio.NewClient(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ddb, err := dynamodbio.NewClient(ctx)
+	return kin, ddb, err
+}
+
 func loadTenants(dir string) ([]*schema.Tenant, error) {
 	st, err := schema.OpenStore(context.Background(), dir)
 	if err != nil {
@@ -133,15 +153,11 @@ func event(base int64, i int) []byte {
 }
 
 func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
-	if !local("AWS_ENDPOINT_URL_KINESIS") || !local("AWS_ENDPOINT_URL_DYNAMODB") {
-		return fmt.Errorf("AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB must point at local stand-ins (eval \"$(scripts/standins.sh start)\")")
-	}
-	ctx := context.Background()
-	kin, err := kinesisio.NewClient(ctx)
-	if err != nil {
+	if err := requireLocal(); err != nil {
 		return err
 	}
-	ddb, err := dynamodbio.NewClient(ctx)
+	ctx := context.Background()
+	kin, ddb, err := clients(ctx)
 	if err != nil {
 		return err
 	}

@@ -66,17 +66,8 @@ func TestSequenceLess(t *testing.T) {
 // nothing pending, and Load must return it; a second consumer of the same
 // stream keeps its own checkpoints.
 func TestCheckpointsDynamoDB(t *testing.T) {
-	testenv.DynamoDB(t)
 	ctx := context.Background()
-	api, err := NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := testenv.UniqueName(t, "ckpt")
-	if err := EnsureCheckpointTable(ctx, api, table); err != nil {
-		t.Fatal(err)
-	}
-	cps := &Checkpoints{API: api, Table: table, Consumer: "job"}
+	cps := newCheckpoints(t)
 	if got, err := cps.Load(ctx, "raw"); err != nil || len(got) != 0 {
 		t.Fatalf("Load on an empty table = %v, %v", got, err)
 	}
@@ -115,7 +106,7 @@ func TestCheckpointsDynamoDB(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Load = %v, want %v", got, want)
 	}
-	other := &Checkpoints{API: api, Table: table, Consumer: "dark"}
+	other := &Checkpoints{API: cps.API, Table: cps.Table, Consumer: "dark"}
 	if got, _ := other.Load(ctx, "raw"); len(got) != 0 {
 		t.Errorf("another consumer sees %v", got)
 	}
@@ -129,17 +120,8 @@ func TestCheckpointsDynamoDB(t *testing.T) {
 // every range up to it is committed, whatever order the commits come in;
 // a closed shard that had no records ends with its end page alone.
 func TestCheckpointEnded(t *testing.T) {
-	testenv.DynamoDB(t)
 	ctx := context.Background()
-	api, err := NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := testenv.UniqueName(t, "ckpt")
-	if err := EnsureCheckpointTable(ctx, api, table); err != nil {
-		t.Fatal(err)
-	}
-	cps := &Checkpoints{API: api, Table: table, Consumer: "job"}
+	cps := newCheckpoints(t)
 	ended := func(shard string) bool {
 		t.Helper()
 		ok, err := cps.Ended(ctx, "raw", shard)
@@ -184,4 +166,20 @@ func TestCheckpointEnded(t *testing.T) {
 	if got, _ := cps.Load(ctx, "raw"); got["parent"] != "1030" || got["empty"] != "" {
 		t.Errorf("Load = %v", got)
 	}
+}
+
+// newCheckpoints returns consumer "job"'s checkpoints in a fresh table of
+// the DynamoDB stand-in.
+func newCheckpoints(t *testing.T) *Checkpoints {
+	t.Helper()
+	testenv.DynamoDB(t)
+	api, err := NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := testenv.UniqueName(t, "ckpt")
+	if err := EnsureCheckpointTable(context.Background(), api, table); err != nil {
+		t.Fatal(err)
+	}
+	return &Checkpoints{API: api, Table: table, Consumer: "job"}
 }
