@@ -29,6 +29,10 @@ type Store interface {
 	// Open opens path for reading. Errors wrap fs.ErrNotExist when the file
 	// is missing.
 	Open(ctx context.Context, path string) (io.ReadCloser, error)
+	// ReadRange reads n bytes of path from offset off: fewer only where the
+	// file ends first. On S3 it is one ranged GET, so a reader of a small
+	// part of a large file pays for that part only.
+	ReadRange(ctx context.Context, path string, off, n int64) ([]byte, error)
 	// List returns every file whose path starts with prefix, recursively,
 	// sorted by Path. The prefix is a plain string prefix of the path
 	// ("staged/date=2024-01-01/" or "staged/date=2024-"); "" lists everything.

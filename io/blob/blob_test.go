@@ -127,6 +127,18 @@ func TestStore(t *testing.T) {
 			if !reflect.DeepEqual(objs, want) {
 				t.Fatalf("List = %v, want %v", objs, want)
 			}
+			for _, r := range []struct{ off, n int64 }{{0, 16}, {5, 3}, {int64(len(big)) - 4, 100}, {1 << 17, 1 << 16}} {
+				got, err := st.ReadRange(ctx, "a/b/c.jsonl.gz", r.off, r.n)
+				if err != nil {
+					t.Fatalf("ReadRange(%d, %d): %v", r.off, r.n, err)
+				}
+				if want := big[r.off:min(r.off+r.n, int64(len(big)))]; string(got) != want {
+					t.Fatalf("ReadRange(%d, %d) = %d bytes, want %d", r.off, r.n, len(got), len(want))
+				}
+			}
+			if _, err := st.ReadRange(ctx, "a/missing", 0, 1); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("ReadRange of a missing file = %v, want fs.ErrNotExist", err)
+			}
 			// Overwrite replaces.
 			put(t, st, "a/b/c.jsonl.gz", "v2")
 			if got := get(t, st, "a/b/c.jsonl.gz"); got != "v2" {

@@ -153,6 +153,24 @@ func (s *LocalStore) Open(ctx context.Context, p string) (io.ReadCloser, error) 
 	return openLocalFile(s.URL(p))
 }
 
+// ReadRange implements Store.
+func (s *LocalStore) ReadRange(ctx context.Context, p string, off, n int64) ([]byte, error) {
+	if off < 0 || n <= 0 {
+		return nil, fmt.Errorf("blob: read %s: bad range %d+%d", p, off, n)
+	}
+	rc, err := s.Open(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	m, err := rc.(*os.File).ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("blob: read %s: %w", s.URL(p), err)
+	}
+	return b[:m], nil
+}
+
 func openLocalFile(name string) (io.ReadCloser, error) {
 	f, err := os.Open(name)
 	if err != nil {

@@ -156,6 +156,30 @@ func (s *S3Store) Open(ctx context.Context, p string) (io.ReadCloser, error) {
 	return getObject(ctx, s.client, s.bucket, s.key(p))
 }
 
+// ReadRange implements Store.
+func (s *S3Store) ReadRange(ctx context.Context, p string, off, n int64) ([]byte, error) {
+	if err := checkPath(p); err != nil {
+		return nil, fmt.Errorf("blob: read %s: %w", p, err)
+	}
+	if off < 0 || n <= 0 {
+		return nil, fmt.Errorf("blob: read %s: bad range %d+%d", p, off, n)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(p)),
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("blob: read %s: %w: %w", s.URL(p), fs.ErrNotExist, err)
+		}
+		return nil, fmt.Errorf("blob: read %s: %w", s.URL(p), err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, n))
+	if err != nil {
+		return nil, fmt.Errorf("blob: read %s: %w", s.URL(p), err)
+	}
+	return b, nil
+}
+
 func getObject(ctx context.Context, client S3API, bucket, key string) (io.ReadCloser, error) {
 	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
