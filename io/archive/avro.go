@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/google/uuid"
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/fineo-io/ingest/records"
@@ -143,15 +143,27 @@ type ocfWriter struct {
 }
 
 func newOCFWriter(w io.Writer, schema string) (*ocfWriter, error) {
-	o := &ocfWriter{w: w}
-	id := uuid.New()
-	copy(o.sync[:], id[:])
+	return newOCFWriterMeta(w, schema, nil)
+}
+
+// newOCFWriterMeta is newOCFWriter with the staged file index (IndexKey)
+// in the header when index is not nil.
+func newOCFWriterMeta(w io.Writer, schema string, index []byte) (*ocfWriter, error) {
+	o := &ocfWriter{w: w, sync: newSync()}
 	h := []byte("Obj\x01")
-	h = binary.AppendVarint(h, 2) // metadata map block of 2 entries
+	entries := int64(2)
+	if index != nil {
+		entries++
+	}
+	h = binary.AppendVarint(h, entries) // one metadata map block
 	h = appendAvroBytes(h, []byte("avro.schema"))
 	h = appendAvroBytes(h, []byte(schema))
 	h = appendAvroBytes(h, []byte("avro.codec"))
 	h = appendAvroBytes(h, []byte("snappy"))
+	if index != nil {
+		h = appendAvroBytes(h, []byte(IndexKey))
+		h = appendAvroBytes(h, index)
+	}
 	h = binary.AppendVarint(h, 0)
 	h = append(h, o.sync[:]...)
 	return o, o.write(h)
@@ -195,6 +207,10 @@ func appendSnappy(dst, plain []byte) []byte {
 	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(plain))
 }
 
+// AppendSnappy appends plain as the data of a container block of the
+// snappy codec (the data of one group of a Block).
+func AppendSnappy(dst, plain []byte) []byte { return appendSnappy(dst, plain) }
+
 // CompressBlock returns count records, Avro-encoded back to back in plain,
 // as a Snappy block of its exact size. scratch is reused for the encoding
 // (pass the one it returns back in).
@@ -209,7 +225,23 @@ func (b Block) Plain() ([]byte, error) {
 	if !b.Snappy {
 		return b.Data, nil
 	}
-	return decompress("snappy", b.Data, nil)
+	if len(b.Groups) == 0 {
+		return decompress("snappy", b.Data, nil)
+	}
+	var out []byte
+	data := b.Data
+	for _, g := range b.Groups {
+		if g.Len > int64(len(data)) {
+			return nil, errors.New("archive: block groups exceed its data")
+		}
+		p, err := decompress("snappy", data[:g.Len], nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p...)
+		data = data[g.Len:]
+	}
+	return out, nil
 }
 
 func (o *ocfWriter) write(b []byte) error {

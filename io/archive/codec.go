@@ -411,21 +411,7 @@ const stagedSlab = 64
 func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
 	var slab []Staged // records are allocated stagedSlab at a time, not one by one
 	direct, err := readOCF(data, StagedSchema, true, func(count int64, block []byte) error {
-		d := decoder{b: block, frozen: true} // the block is its own: no copy
-		for i := int64(0); i < count; i++ {
-			if len(slab) == 0 {
-				slab = make([]Staged, stagedSlab)
-			}
-			s := &slab[0]
-			slab = slab[1:]
-			if err := d.staged(s); err != nil {
-				return fmt.Errorf("archive: staged record %d of block: %w", i, err)
-			}
-			if err := fn(s); err != nil {
-				return err
-			}
-		}
-		return nil
+		return decodeHeads(block, count, &slab, fn) // the block is its own: no copy
 	})
 	if err == nil && !direct {
 		return ReadStaged(bytes.NewReader(data), func(ev *records.Event) error {
@@ -434,6 +420,26 @@ func ReadStagedHeads(data []byte, fn func(*Staged) error) error {
 		})
 	}
 	return err
+}
+
+// decodeHeads reads count staged records' heads from data, which they
+// share, allocating them from *slab.
+func decodeHeads(data []byte, count int64, slab *[]Staged, fn func(*Staged) error) error {
+	d := frozenDecoder(data)
+	for i := int64(0); i < count; i++ {
+		if len(*slab) == 0 {
+			*slab = make([]Staged, stagedSlab)
+		}
+		s := &(*slab)[0]
+		*slab = (*slab)[1:]
+		if err := d.staged(s); err != nil {
+			return fmt.Errorf("archive: staged record %d of block: %w", i, err)
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeBlock decodes the records of a Block of staged events. The events'

@@ -37,6 +37,11 @@ func ErrorPartition(class records.Class, t time.Time) string {
 type Block struct {
 	Count int64
 	Data  []byte
+	// Groups, when set (stage 1's blocks, always Snappy), says Data is one
+	// Snappy block per (tenant, metric) group, back to back, each Len
+	// bytes: the archive writer indexes a staged file by them without
+	// decompressing it (see IndexKey).
+	Groups []Group
 	// Snappy says Data is compressed as an Avro container block of the
 	// snappy codec (snappy data, then the CRC-32 of the plain records), as
 	// CompressBlock makes it: batch ingest compresses its staged blocks

@@ -257,7 +257,7 @@ func FileName(ext string) string {
 
 func (f *writeFn) writeFile(ctx context.Context, part string, blocks []Block) error {
 	if f.Format == "avro" {
-		return WriteAvroFile(ctx, f.store, part+"/"+FileName(".avro"), StagedSchema, blocks)
+		return WriteStagedFile(ctx, f.store, part+"/"+FileName(".avro"), blocks)
 	}
 	return WriteJSONLFile(ctx, f.store, part+"/"+FileName(".jsonl.gz"), blocks)
 }

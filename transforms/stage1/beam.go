@@ -2,10 +2,12 @@ package stage1
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -214,7 +216,7 @@ type blockOutput struct {
 type partBlocks struct {
 	buf   []byte
 	parts map[string]*partSpans
-	// compress makes take return Snappy blocks (archive.CompressBlock),
+	// compress makes take return grouped Snappy blocks (archive.Block.Groups),
 	// for output that goes straight into Avro container files: each block
 	// is compressed on the worker that made it, and the writer holds a
 	// third of the bytes while it gathers a partition's blocks (so it
@@ -227,10 +229,23 @@ type partSpans struct {
 	count int64
 	size  int
 	spans [][2]int // [start, end) in buf
+	// groups splits the spans by (tenant, metric) when pb.compress: each
+	// group becomes its own Snappy block, so the archive writer can index
+	// its files by group without decompressing (archive.IndexKey).
+	groups []*groupSpans
+	last   *groupSpans
 }
 
-// added records that buf[start:] is one more record of partition key.
-func (pb *partBlocks) added(key string, start int) {
+type groupSpans struct {
+	tenant, metric string
+	count          int64
+	size           int
+	spans          [][2]int
+}
+
+// added records that buf[start:] is one more record of partition key,
+// of the given tenant and metric.
+func (pb *partBlocks) added(key, tenant, metric string, start int) {
 	p := pb.parts[key]
 	if p == nil {
 		if pb.parts == nil {
@@ -240,13 +255,40 @@ func (pb *partBlocks) added(key string, start int) {
 		pb.parts[key] = p
 	}
 	end := len(pb.buf)
-	if n := len(p.spans); n > 0 && p.spans[n-1][1] == start {
-		p.spans[n-1][1] = end // consecutive records of one partition: one span
-	} else {
-		p.spans = append(p.spans, [2]int{start, end})
-	}
 	p.count++
 	p.size += end - start
+	if !pb.compress {
+		p.spans = addSpan(p.spans, start, end)
+		return
+	}
+	g := p.last
+	if g == nil || g.tenant != tenant || g.metric != metric {
+		g = nil
+		for _, c := range p.groups {
+			if c.tenant == tenant && c.metric == metric {
+				g = c
+				break
+			}
+		}
+		if g == nil {
+			g = &groupSpans{tenant: tenant, metric: metric}
+			p.groups = append(p.groups, g)
+		}
+		p.last = g
+	}
+	g.count++
+	g.size += end - start
+	g.spans = addSpan(g.spans, start, end)
+}
+
+// addSpan adds [start, end) to spans, extending the last span when they
+// meet (consecutive records of one partition: one span).
+func addSpan(spans [][2]int, start, end int) [][2]int {
+	if n := len(spans); n > 0 && spans[n-1][1] == start {
+		spans[n-1][1] = end
+		return spans
+	}
+	return append(spans, [2]int{start, end})
 }
 
 // maxKeptBuf bounds the encoding buffer kept between chunks: a chunk is
@@ -259,15 +301,27 @@ func (pb *partBlocks) take() map[string]archive.Block {
 	out := make(map[string]archive.Block, len(pb.parts))
 	for k, p := range pb.parts {
 		if !pb.compress {
-			out[k] = archive.Block{Count: p.count, Data: pb.appendSpans(make([]byte, 0, p.size), p)}
+			out[k] = archive.Block{Count: p.count, Data: pb.appendSpans(make([]byte, 0, p.size), p.spans)}
 			continue
 		}
-		plain := pb.buf[p.spans[0][0]:p.spans[0][1]]
-		if len(p.spans) > 1 {
-			pb.join = pb.appendSpans(pb.join[:0], p)
-			plain = pb.join
+		slices.SortFunc(p.groups, func(a, b *groupSpans) int {
+			return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.metric, b.metric))
+		})
+		b := archive.Block{Count: p.count, Snappy: true, Groups: make([]archive.Group, 0, len(p.groups))}
+		pb.zbuf = pb.zbuf[:0] // the groups' blocks, copied out at their exact size below
+		for _, g := range p.groups {
+			plain := pb.buf[g.spans[0][0]:g.spans[0][1]]
+			if len(g.spans) > 1 {
+				pb.join = pb.appendSpans(pb.join[:0], g.spans)
+				plain = pb.join
+			}
+			n := len(pb.zbuf)
+			pb.zbuf = archive.AppendSnappy(pb.zbuf, plain)
+			b.Groups = append(b.Groups, archive.Group{Tenant: g.tenant, Metric: g.metric, Count: g.count,
+				Plain: int64(g.size), Len: int64(len(pb.zbuf) - n)})
 		}
-		out[k], pb.zbuf = archive.CompressBlock(p.count, plain, pb.zbuf)
+		b.Data = bytes.Clone(pb.zbuf)
+		out[k] = b
 	}
 	clear(pb.parts)
 	pb.buf = pb.buf[:0]
@@ -280,9 +334,9 @@ func (pb *partBlocks) take() map[string]archive.Block {
 	return out
 }
 
-// appendSpans appends partition p's records to dst.
-func (pb *partBlocks) appendSpans(dst []byte, p *partSpans) []byte {
-	for _, sp := range p.spans {
+// appendSpans appends the records of spans to dst.
+func (pb *partBlocks) appendSpans(dst []byte, spans [][2]int) []byte {
+	for _, sp := range spans {
 		dst = append(dst, pb.buf[sp[0]:sp[1]]...)
 	}
 	return dst
@@ -373,7 +427,7 @@ func (o *blockOutput) appended(ev *records.Event, data []byte, err error) {
 	}
 	start := len(o.staged.buf)
 	o.staged.buf = data
-	o.staged.added(o.stagedKey(ev.Timestamp), start)
+	o.staged.added(o.stagedKey(ev.Timestamp), ev.Tenant, ev.Metric, start)
 }
 
 // stagedKey returns the staged partition of an event time.
@@ -404,7 +458,7 @@ func (o *blockOutput) Error(e *records.Error) {
 	u.errs[pfx+e.Kind.String()] += int64(e.Events)
 	start := len(o.errs.buf)
 	o.errs.buf = archive.AppendErrorJSON(o.errs.buf, e)
-	o.errs.added(archive.ErrorPartition(e.Class(), e.Time), start)
+	o.errs.added(archive.ErrorPartition(e.Class(), e.Time), "", "", start)
 }
 
 // finish hands over everything since the last finish: the blocks at their

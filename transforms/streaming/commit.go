@@ -180,7 +180,7 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 		}
 		path := part + "/" + name + ".avro"
 		if err := f.retry(ctx, func() error {
-			return archive.WriteAvroFile(ctx, f.store, path, archive.StagedSchema, []archive.Block{b})
+			return archive.WriteStagedFile(ctx, f.store, path, []archive.Block{b})
 		}); err != nil {
 			procErrs = appendBlock(procErrs, archive.FailedToErrors(archive.FailedBlock{Partition: part, Reason: err.Error(), Block: b}))
 			continue
