@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fineo-io/ingest/internal/testenv"
+	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/dynamodbio"
 	"github.com/fineo-io/ingest/io/lake"
@@ -45,7 +46,7 @@ func ingestSample(t *testing.T) string {
 func runBatch(t *testing.T, archiveDir, lakeDir, backupDir string, tenants []*schema.Tenant, run string) metrics.Summary {
 	t.Helper()
 	ctx := context.Background()
-	days, err := pipelines.PlanDays(ctx, archiveDir, "", "")
+	days, err := archive.PlanDays(ctx, archiveDir, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestBatchSchemaLoop(t *testing.T) {
 func TestBatchCorruptAndEmpty(t *testing.T) {
 	ctx := context.Background()
 	archiveDir := ingestSample(t)
-	days, err := pipelines.PlanDays(ctx, archiveDir, "", "")
+	days, err := archive.PlanDays(ctx, archiveDir, "", "")
 	if err != nil || len(days) == 0 {
 		t.Fatal(days, err)
 	}
@@ -350,11 +351,11 @@ func TestBatchCorruptAndEmpty(t *testing.T) {
 		t.Error("no processing error names the corrupt file")
 	}
 
-	empty, err := pipelines.PlanDays(ctx, archiveDir, "2099-01-01", "2099-12-31")
+	empty, err := archive.PlanDays(ctx, archiveDir, "2099-01-01", "2099-12-31")
 	if err != nil || len(empty) != 0 {
 		t.Errorf("empty range planned %v %v", empty, err)
 	}
-	one, _ := pipelines.PlanDays(ctx, archiveDir, days[1].Date, days[1].Date)
+	one, _ := archive.PlanDays(ctx, archiveDir, days[1].Date, days[1].Date)
 	if len(one) != 1 || one[0].Date != days[1].Date {
 		t.Errorf("one-day range planned %v", one)
 	}

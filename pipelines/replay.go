@@ -5,16 +5,15 @@ import (
 
 	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/dynamodbio"
-	"github.com/fineo-io/ingest/transforms/lakebuild"
 )
 
 // ReplayStagedConfig configures a replay of the staged archive into the
 // nearline table (stage 2 again), e.g. after a table was lost or to
 // dark-launch a new table beside the live one.
 type ReplayStagedConfig struct {
-	Archive string          // staged archive root
-	Errors  string          // where processing errors go (default: Archive)
-	Days    []lakebuild.Day // from PlanDays
+	Archive string        // staged archive root
+	Errors  string        // where processing errors go (default: Archive)
+	Days    []archive.Day // from archive.PlanDays
 	Write   dynamodbio.WriteConfig
 }
 
@@ -24,7 +23,7 @@ func ReplayStaged(s beam.Scope, cfg ReplayStagedConfig) {
 	s = s.Scope("ReplayStaged")
 	var files []string
 	for _, d := range cfg.Days {
-		files = append(files, d.Files...)
+		files = append(files, d.Paths()...)
 	}
 	staged, readErrs := archive.ReadStagedFiles(s, cfg.Archive, files)
 	writeErrs := dynamodbio.Write(s, cfg.Write, staged)

@@ -26,7 +26,7 @@ func TestReplayStaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	days, err := pipelines.PlanDays(ctx, archiveDir, "", "")
+	days, err := archive.PlanDays(ctx, archiveDir, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/dustin/go-humanize"
 
+	"github.com/fineo-io/ingest/io/archive"
 	"github.com/fineo-io/ingest/io/blob"
 	"github.com/fineo-io/ingest/io/lake"
 	"github.com/fineo-io/ingest/metrics"
@@ -31,6 +34,7 @@ type batchFlags struct {
 	archive, lake, schemas, backup string
 	from, to, date                 string
 	compression                    string
+	memoryBudget                   string
 	quiet                          bool
 	notify                         notifyFlag
 }
@@ -46,6 +50,7 @@ func cmdBatch(ctx context.Context, args []string) error {
 		fs.StringVar(&f.to, "to", "", "last event date to process, YYYY-MM-DD, inclusive (default: the newest)")
 		fs.StringVar(&f.date, "date", "", "process one date: YYYY-MM-DD, today or yesterday (UTC); overrides --from/--to")
 		fs.StringVar(&f.compression, "compression", "zstd", "Parquet compression: zstd or snappy")
+		fs.StringVar(&f.memoryBudget, "memory-budget", "", "memory one lake partition may use before it is split by event id into buckets spilled to local temp files, e.g. 256MiB (default: a share of the process's memory limit, 32MiB-256MiB)")
 		fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 		fs.Var(&f.notify, "notify", notifyUsage)
 	})
@@ -58,8 +63,24 @@ func cmdBatch(ctx context.Context, args []string) error {
 	if err := lake.CheckCompression(f.compression); err != nil {
 		return usageError(fmt.Errorf("--compression: %w", err))
 	}
+	if _, err := parseBudget(f.memoryBudget); err != nil {
+		return usageError(err)
+	}
 	_, err = runBatch(ctx, f, os.Stdout)
 	return err
+}
+
+// parseBudget reads --memory-budget: "" is the default (0), else a size
+// such as 256MiB or 1GB of at least 1 MiB.
+func parseBudget(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n < 1<<20 || n > 1<<50 {
+		return 0, fmt.Errorf("--memory-budget %q: want a size of at least 1MiB, such as 256MiB or 2GiB", s)
+	}
+	return int64(n), nil
 }
 
 // resolveDates turns --date/--from/--to into an inclusive range.
@@ -106,7 +127,7 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 	}
 	end := jobEnd{job: "batch", run: time.Now().UTC().Format("20060102T150405Z"), started: time.Now(),
 		archive: f.archive, lake: f.lake, notify: f.notify, order: batchUsageOrder}
-	var days []lakebuild.Day
+	var days []archive.Day
 	sum, err := runBatchJob(ctx, f, from, to, end.run, &days, out)
 	if runners.Name(runners.Bounded) == "dot" || (err == nil && len(days) == 0) {
 		return sum, err
@@ -122,7 +143,7 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 // addLakeRows fills in lake rows per tenant from the manifests this run
 // wrote, where the pipeline did not count them per tenant (counters
 // "tenant.<id>.batch.lake_rows"). It lists the lake's manifests once.
-func addLakeRows(ctx context.Context, r *usagefile.Report, lakeRoot, run string, days []lakebuild.Day) {
+func addLakeRows(ctx context.Context, r *usagefile.Report, lakeRoot, run string, days []archive.Day) {
 	for _, stages := range r.Tenants {
 		if s := stages["batch"]; s != nil {
 			if _, ok := s.Counts["lake_rows"]; ok {
@@ -176,7 +197,7 @@ func addLakeRows(ctx context.Context, r *usagefile.Report, lakeRoot, run string,
 	}
 }
 
-func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOut *[]lakebuild.Day, out io.Writer) (metrics.Summary, error) {
+func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOut *[]archive.Day, out io.Writer) (metrics.Summary, error) {
 	tenants, err := loadSchemas(ctx, f.schemas)
 	if err != nil {
 		return nil, err
@@ -184,7 +205,7 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	if err := existingRoot(f.archive); err != nil {
 		return nil, err
 	}
-	days, err := pipelines.PlanDays(ctx, f.archive, from, to)
+	days, err := archive.PlanDays(ctx, f.archive, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +219,7 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 		Archive: f.archive, Lake: f.lake, Backup: f.backup, Tenants: tenants, Days: days, Run: run, Quiet: f.quiet,
 	}
 	cfg.Parquet.Compression = f.compression
+	cfg.Budget, _ = parseBudget(f.memoryBudget) // checked before
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Batch(s, cfg)
 	files := 0
@@ -206,8 +228,8 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	}
 	fmt.Fprintf(out, "fineo batch: %d day(s) (%s), %d staged file(s) → lake %s, runner %s\n",
 		len(days), rng, files, redact.URL(f.lake), runners.Name(runners.Bounded))
-	stop := startProgress(f.quiet, "batch", progress.Totals{Days: int64(len(days))},
-		map[string]progress.Field{pipelines.DaysDone: progress.Days, pipelines.StagedRead: progress.Events})
+	stop := startProgress(f.quiet, "batch", progress.Totals{},
+		map[string]progress.Field{pipelines.PartitionsDone: progress.Partitions, pipelines.StagedRead: progress.Events})
 	start := time.Now()
 	counters := runners.CountersOf(runners.Bounded)
 	pr, err := runners.Run(ctx, runners.Bounded, p)
@@ -248,6 +270,10 @@ func printReport(ctx context.Context, out io.Writer, lakeRoot, run string) error
 		return err
 	}
 	rc, err := st.Open(ctx, pipelines.ReportPath(run))
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(out, "\nschema-change report: none (no lake partition was built)")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("schema-change report: %w", err)
 	}

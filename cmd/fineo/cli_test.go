@@ -73,7 +73,7 @@ func TestCLI(t *testing.T) {
 		{"batch on an empty range", []string{"batch", "--archive", filepath.Join(dir, "a1"), "--lake", filepath.Join(dir, "lake"), "--schemas", schemas, "--from", "2099-01-01", "--to", "2099-01-02"}, 0,
 			[]string{"no staged events in 2099-01-01 .. 2099-01-02"}, ""},
 		{"batch", []string{"batch", "--archive", filepath.Join(dir, "a1"), "--lake", filepath.Join(dir, "lake"), "--schemas", schemas, "--date", "2023-11-14"}, 0,
-			[]string{"1 day(s)", "lake_rows=2", "conservation: staged_read 2 = lake rows 2", `tenant  1      string`}, "day 2023-11-14"},
+			[]string{"1 day(s)", "lake_rows=2", "conservation: staged_read 2 = lake rows 2", `tenant  1      string`}, "harbor/weather/2023-11-14: 2 staged → 2 rows"},
 		{"worker flags without --worker", []string{"--worker=false"}, 2, nil, "Usage"},
 	}
 	for _, tc := range tests {

@@ -85,7 +85,7 @@ func runReplayStaged(ctx context.Context, f replayFlags, out io.Writer) (metrics
 	if err := existingRoot(f.archive); err != nil {
 		return nil, err
 	}
-	days, err := pipelines.PlanDays(ctx, f.archive, from, to)
+	days, err := archive.PlanDays(ctx, f.archive, from, to)
 	if err != nil {
 		return nil, err
 	}

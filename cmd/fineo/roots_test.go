@@ -59,6 +59,8 @@ func TestBadFlagsOneLine(t *testing.T) {
 	for _, args := range [][]string{
 		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--compression", "lz4"},
 		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--date", "2024-01-01", "--from", "2024-01-01"},
+		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--memory-budget", "lots"},
+		{"batch", "--archive", dir, "--lake", filepath.Join(dir, "l"), "--schemas", schemas, "--memory-budget", "10KB"},
 		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--chunk-bytes", "0"},
 		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--chunk-bytes", "-5"},
 		{"ingest", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", filepath.Join(dir, "a"), "--tenant="},

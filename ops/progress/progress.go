@@ -31,18 +31,18 @@ type Field int
 
 // Progress counters.
 const (
-	Files  Field = iota // input files done
-	Bytes               // input bytes read (as stored: compressed bytes of gzip files)
-	Events              // events done
-	Days                // days done (batch)
+	Files      Field = iota // input files done
+	Bytes                   // input bytes read (as stored: compressed bytes of gzip files)
+	Events                  // events done
+	Partitions              // lake partitions built (batch)
 	nFields
 )
 
 // Totals is what the launcher knows before the job runs; a zero total is unknown.
 type Totals struct {
-	Files int64
-	Bytes int64
-	Days  int64
+	Files      int64
+	Bytes      int64
+	Partitions int64
 }
 
 // Snapshot is the counters at one moment.
@@ -154,14 +154,14 @@ func ETA(done, total int64, elapsed time.Duration) (time.Duration, bool) {
 	return time.Duration(left).Round(time.Second), true
 }
 
-// eta picks the measure the job knows a total of: bytes for ingest, days
-// for batch, then files.
+// eta picks the measure the job knows a total of: bytes for ingest,
+// partitions for batch, then files.
 func eta(t Totals, s Snapshot, el time.Duration) (time.Duration, bool) {
 	switch {
 	case t.Bytes > 0:
 		return ETA(s[Bytes], t.Bytes, el)
-	case t.Days > 0:
-		return ETA(s[Days], t.Days, el)
+	case t.Partitions > 0:
+		return ETA(s[Partitions], t.Partitions, el)
 	case t.Files > 0:
 		return ETA(s[Files], t.Files, el)
 	}
@@ -177,14 +177,14 @@ func Line(job string, t Totals, s Snapshot, elapsed time.Duration) string {
 	if t.Bytes > 0 || s[Bytes] > 0 {
 		parts = append(parts, of(s[Bytes], t.Bytes, true))
 	}
-	if t.Days > 0 || s[Days] > 0 {
-		parts = append(parts, fmt.Sprintf("%s days", of(s[Days], t.Days, false)))
-		if t.Days > 0 {
-			parts[len(parts)-1] += fmt.Sprintf(" (%d%%)", pct(s[Days], t.Days))
+	if t.Partitions > 0 || s[Partitions] > 0 {
+		parts = append(parts, fmt.Sprintf("%s partitions", of(s[Partitions], t.Partitions, false)))
+		if t.Partitions > 0 {
+			parts[len(parts)-1] += fmt.Sprintf(" (%d%%)", pct(s[Partitions], t.Partitions))
 		}
 	}
 	noun := "events"
-	if t.Days > 0 {
+	if t.Partitions > 0 || s[Partitions] > 0 {
 		noun = "staged events"
 	}
 	parts = append(parts, fmt.Sprintf("%s %s", group(s[Events]), noun))
@@ -204,7 +204,7 @@ func Attrs(job string, t Totals, s Snapshot, elapsed time.Duration) []slog.Attr 
 		slog.String("job", job),
 		slog.Int64("files_done", s[Files]), slog.Int64("files_total", t.Files),
 		slog.Int64("bytes_done", s[Bytes]), slog.Int64("bytes_total", t.Bytes),
-		slog.Int64("days_done", s[Days]), slog.Int64("days_total", t.Days),
+		slog.Int64("partitions_done", s[Partitions]), slog.Int64("partitions_total", t.Partitions),
 		slog.Int64("events", s[Events]),
 		slog.Float64("elapsed_s", elapsed.Seconds()),
 	}

@@ -39,9 +39,9 @@ func TestLine(t *testing.T) {
 		t.Errorf("ingest line\n got %q\nwant %q", got, want)
 	}
 	s = Snapshot{}
-	s[Days], s[Events] = 120, 2101300
-	got = Line("batch", Totals{Days: 387}, s, 30*time.Second)
-	want = "batch: 120/387 days (31%), 2,101,300 staged events, 70,043 events/s, elapsed 30s, ETA 1m7s"
+	s[Partitions], s[Events] = 120, 2101300
+	got = Line("batch", Totals{Partitions: 387}, s, 30*time.Second)
+	want = "batch: 120/387 partitions (31%), 2,101,300 staged events, 70,043 events/s, elapsed 30s, ETA 1m7s"
 	if got != want {
 		t.Errorf("batch line\n got %q\nwant %q", got, want)
 	}
@@ -79,8 +79,8 @@ func TestReporter(t *testing.T) {
 	Interval = 20 * time.Millisecond
 	defer func() { Interval = old }()
 	var w syncBuf
-	Start(&w, "batch", Totals{Days: 4}, false)
-	Add(Days, 1)
+	Start(&w, "batch", Totals{Partitions: 4}, false)
+	Add(Partitions, 1)
 	Add(Events, 10)
 	// Wait for the first line, then a few more ticks with no change: still one line.
 	for deadline := time.Now().Add(10 * time.Second); w.String() == "" && time.Now().Before(deadline); {
@@ -89,7 +89,7 @@ func TestReporter(t *testing.T) {
 	time.Sleep(3 * Interval)
 	Stop()
 	lines := strings.Split(strings.TrimSpace(w.String()), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "batch: 1/4 days (25%), 10 staged events") || !strings.Contains(lines[0], "ETA") {
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "batch: 1/4 partitions (25%), 10 staged events") || !strings.Contains(lines[0], "ETA") {
 		t.Fatalf("lines: %q", lines)
 	}
 	if Running() {

@@ -1,24 +1,35 @@
-// Package lakebuild turns one day of the staged archive into the lake's
-// partitions for that day: read → deduplicate → bind to the current schema
-// → typed Parquet, plus the fast-restore backup and the schema-change
-// observations. It is plain Go; pipelines.Batch runs it once per day.
+// Package lakebuild turns the staged archive into the lake: read →
+// deduplicate → bind to the current schema → typed Parquet, plus the
+// fast-restore backup and the schema-change observations. Its unit of work
+// is one lake partition (tenant, metric, day): BuildPartition reads only
+// that partition's ranges of the staged files (archive.PlanFile), so
+// partitions are independent elements a runner spreads over its workers,
+// and a partition larger than the memory budget is split by a hash of the
+// event id into buckets spilled to local files, one part file each.
 //
-// A day is the unit because the staged archive is partitioned by event
-// time and a re-delivered event has the same event time, so every
-// duplicate of an event lands in the same staged day: deduplication never
-// needs to look across days.
+// A partition is a complete unit for deduplication because a re-delivered
+// event has the same tenant, metric and event time, so every copy of an
+// event is staged in the same day under the same (tenant, metric); within
+// a partition every copy lands in the same bucket.
 package lakebuild
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"math/bits"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -48,11 +59,19 @@ func PartitionDir(tenant, metric, date string) string {
 	return "tenant=" + tenant + "/metric=" + metric + "/date=" + date
 }
 
-// PartName is the deterministic name of the i-th file of a partition, so a
-// re-run replaces files instead of adding to them.
-func PartName(i int, ext string) string { return fmt.Sprintf("part-%05d%s", i, ext) }
+// Memory budget of one partition (see Config.Budget).
+const (
+	// recordOverhead is what a staged record costs in memory beyond its
+	// encoded bytes while its partition is built: its head (archive.Staged),
+	// its sort key and its place in the deduplication map.
+	recordOverhead = 320
+	// maxBuckets bounds the spill files of one partition (each has a write
+	// buffer of spillBuffer bytes while it is split).
+	maxBuckets  = 1024
+	spillBuffer = 16 << 10
+)
 
-// Config is what every day needs.
+// Config is what every partition needs.
 type Config struct {
 	Lake        blob.Store
 	Backup      blob.Store // nil: no backup
@@ -60,15 +79,53 @@ type Config struct {
 	Parquet     lake.Options
 	ItemOptions dynamodbio.ItemOptions
 	Run         string // run id, recorded in manifests
+	// Budget is the memory one partition may use, estimated from its
+	// ranges before it is read (records' bytes + recordOverhead each). A
+	// partition over it is split into buckets by a hash of the event id,
+	// spilled to files under TempDir, and built a bucket at a time, one
+	// part file each. 0: DefaultBudget().
+	Budget  int64
+	TempDir string // "" = os.TempDir()
 }
 
-// Day is the input of one day: its staged files (paths in the archive).
-type Day struct {
-	Date  string
-	Files []string
+// Unit is one lake partition to build: its tenant, its canonical metric
+// and its day. Unbound is a staged (tenant, metric) the current schemas do
+// not know: its records become processing errors.
+type Unit struct {
+	Date, Tenant, Metric string
+	Unbound              bool
 }
 
-// Manifest records how a partition was made.
+// Key is the unit's key in the pipeline's grouping of ranges.
+func (u Unit) Key() string {
+	k := u.Date + "\x00" + u.Tenant + "\x00" + u.Metric
+	if u.Unbound {
+		k += "\x00unbound"
+	}
+	return k
+}
+
+// ParseUnit is the inverse of Unit.Key.
+func ParseUnit(key string) (Unit, error) {
+	f := strings.Split(key, "\x00")
+	if len(f) < 3 || len(f) > 4 || (len(f) == 4 && f[3] != "unbound") {
+		return Unit{}, fmt.Errorf("lakebuild: bad unit key %q", key)
+	}
+	return Unit{Date: f[0], Tenant: f[1], Metric: f[2], Unbound: len(f) == 4}, nil
+}
+
+// UnitOf returns the unit a staged range of date belongs to under the
+// binder's schemas.
+func UnitOf(b *stage1.Binder, date string, r archive.Range) Unit {
+	canonical, _, ok := b.Table(r.Tenant, r.Metric)
+	if !ok {
+		return Unit{Date: date, Tenant: r.Tenant, Metric: r.Metric, Unbound: true}
+	}
+	return Unit{Date: date, Tenant: r.Tenant, Metric: canonical}
+}
+
+// Manifest records how a partition was made. A reader that lists the
+// files of a partition from its manifest sees one run's files only.
 type Manifest struct {
 	Tenant        string    `json:"tenant"`
 	Metric        string    `json:"metric"`
@@ -78,130 +135,247 @@ type Manifest struct {
 	SchemaVersion int       `json:"schema_version"`
 	Rows          int64     `json:"rows"`
 	Files         []string  `json:"files"`
-	Inputs        []string  `json:"inputs"` // staged archive files read for the day
+	Buckets       int       `json:"buckets,omitempty"` // > 1: split by event id over the memory budget
+	Inputs        []string  `json:"inputs"`            // staged archive files read for the partition
 	Columns       []string  `json:"columns"`
 }
 
-// FileError is a staged file that could not be read.
+// FileError is a staged range that could not be read: its records are
+// left out of the partition.
 type FileError struct {
-	File string
-	Err  error
+	File   string
+	Events int64
+	Err    error
 }
 
-// Result is what one day produced.
+// Result is what one partition produced.
 type Result struct {
-	Date        string
-	Read        int64 // staged records read
-	Duplicates  int64 // records dropped as duplicates of another with the same event id
-	Unbound     int64 // records whose tenant or metric is not in the current schemas
-	Rows        int64 // lake rows written
-	Partitions  []Manifest
-	BackupItems int64
-	FileErrors  []FileError
-	Unbound1    []*records.Event // the unbound records (become processing errors)
-	Report      *schemachange.Report
+	Unit          Unit
+	Read          int64 // staged records read
+	Duplicates    int64 // records dropped as duplicates of another with the same event id
+	Unbound       int64 // records whose tenant or metric is not in the current schemas
+	Rows          int64 // lake rows written
+	Partition     *Manifest
+	BackupItems   int64
+	FileErrors    []FileError
+	UnboundEvents []*records.Event // the unbound records (become processing errors)
+	Report        *schemachange.Report
 }
 
-type group struct {
-	tenant, metric string
-	columns        []schema.Field
-	events         []*archive.Staged
-}
-
-// ProcessDay builds every lake partition of one day.
-func ProcessDay(ctx context.Context, cfg Config, archiveStore blob.Store, day Day) (*Result, error) {
-	res := &Result{Date: day.Date, Report: schemachange.NewReport()}
-	// Records are read as heads (archive.Staged): duplicates are dropped
-	// and the rest grouped before any field is decoded.
-	var heads []*archive.Staged
-	for _, f := range day.Files {
-		var err error
-		if heads, err = readStaged(ctx, archiveStore, f, heads); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			res.FileErrors = append(res.FileErrors, FileError{File: archiveStore.URL(f), Err: err})
+// BuildPartition builds the lake partition of unit u from its staged
+// ranges: in memory when they fit cfg.Budget, else bucket by bucket
+// through spill files.
+func BuildPartition(ctx context.Context, cfg Config, archiveStore blob.Store, u Unit, ranges []archive.Range) (*Result, error) {
+	res := &Result{Unit: u, Report: schemachange.NewReport()}
+	ranges = slices.Clone(ranges)
+	slices.SortFunc(ranges, func(a, b archive.Range) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Off, b.Off), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Metric, b.Metric))
+	})
+	var est int64
+	for _, r := range ranges {
+		est += r.Plain + r.Count*recordOverhead
+	}
+	budget := cfg.Budget
+	if budget <= 0 {
+		budget = DefaultBudget()
+	}
+	b := &builder{cfg: cfg, u: u, res: res, store: archiveStore, obs: observer{res.Report}}
+	if !u.Unbound {
+		b.canonical, b.columns, _ = cfg.Binder.Table(u.Tenant, u.Metric)
+	}
+	for _, r := range ranges {
+		if len(b.inputs) == 0 || b.inputs[len(b.inputs)-1] != r.File {
+			b.inputs = append(b.inputs, r.File)
 		}
 	}
-	res.Read = int64(len(heads))
+	buckets := 1
+	if est > budget {
+		buckets = min(maxBuckets, 1<<bits.Len64(uint64((est-1)/budget)))
+	}
+	var err error
+	if buckets == 1 {
+		err = b.inMemory(ctx, ranges)
+	} else {
+		err = b.spilled(ctx, ranges, buckets)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, b.finish(ctx, buckets)
+}
+
+// DefaultBudget is the memory budget of a partition when none is given: a
+// share of the memory the process may use (GOMEMLIMIT, which main sets
+// from the container's limit) for each partition built at once, between
+// 32 MiB and 256 MiB. Past 256 MiB a larger budget buys little: the
+// buckets' part files are large enough for readers either way.
+func DefaultBudget() int64 {
+	return BudgetFor(debug.SetMemoryLimit(-1), runtime.GOMAXPROCS(0))
+}
+
+// BudgetFor is the default budget for a process limited to limit bytes
+// that builds n partitions at once.
+func BudgetFor(limit int64, n int) int64 {
+	return min(max(limit/int64(4*max(n, 1)), 32<<20), 256<<20)
+}
+
+// builder holds one partition's build.
+type builder struct {
+	cfg       Config
+	u         Unit
+	res       *Result
+	store     blob.Store
+	obs       observer
+	canonical string
+	columns   []schema.Field
+	inputs    []string
+	files     []string // parquet files written, in order
+	backups   []string
+	rows      int64
+}
+
+// readRange appends the records of r to heads, or, when r cannot be read
+// whole, records a FileError and appends nothing: a range contributes all
+// its records or none.
+func (b *builder) readRange(ctx context.Context, r archive.Range, heads []*archive.Staged) ([]*archive.Staged, error) {
+	n := len(heads)
+	err := archive.ReadRange(ctx, b.store, r, func(s *archive.Staged) error {
+		heads = append(heads, s)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		clear(heads[n:])
+		b.res.FileErrors = append(b.res.FileErrors, FileError{File: b.store.URL(r.File), Events: r.Count, Err: err})
+		return heads[:n], nil
+	}
+	b.res.Read += int64(len(heads) - n)
+	return heads, nil
+}
+
+func (b *builder) inMemory(ctx context.Context, ranges []archive.Range) error {
+	var heads []*archive.Staged
+	for _, r := range ranges {
+		var err error
+		if heads, err = b.readRange(ctx, r, heads); err != nil {
+			return err
+		}
+	}
+	return b.build(ctx, heads)
+}
+
+// spilled splits the partition's records into buckets by a hash of the
+// event id, each a local file of records back to back, then builds the
+// buckets one at a time: at most one range and one bucket are in memory.
+func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets int) (err error) {
+	dir, err := os.MkdirTemp(b.cfg.TempDir, "fineo-partition-")
+	if err != nil {
+		return fmt.Errorf("lakebuild: spill directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	files := make([]*os.File, buckets)
+	ws := make([]*bufio.Writer, buckets)
+	counts := make([]int64, buckets)
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i := range files {
+		if files[i], err = os.Create(fmt.Sprintf("%s/bucket-%05d", dir, i)); err != nil {
+			return fmt.Errorf("lakebuild: spill file: %w", err)
+		}
+		ws[i] = bufio.NewWriterSize(files[i], spillBuffer)
+	}
+	var heads []*archive.Staged
+	for _, r := range ranges {
+		if heads, err = b.readRange(ctx, r, heads[:0]); err != nil {
+			return err
+		}
+		for _, s := range heads {
+			raw, err := s.Raw()
+			if err != nil {
+				return fmt.Errorf("staged record %s: %w", s.ID, err)
+			}
+			i := bucketOf(s.ID, buckets)
+			if _, err := ws[i].Write(raw); err != nil {
+				return fmt.Errorf("lakebuild: spill: %w", err)
+			}
+			counts[i]++
+		}
+		clear(heads)
+	}
+	for i, w := range ws {
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("lakebuild: spill: %w", err)
+		}
+		if err := files[i].Close(); err != nil {
+			return fmt.Errorf("lakebuild: spill: %w", err)
+		}
+		files[i] = nil
+	}
+	for i := range buckets {
+		data, err := os.ReadFile(fmt.Sprintf("%s/bucket-%05d", dir, i))
+		if err != nil {
+			return fmt.Errorf("lakebuild: spill: %w", err)
+		}
+		heads = heads[:0]
+		if err := archive.DecodeStaged(data, counts[i], func(s *archive.Staged) error {
+			heads = append(heads, s)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("lakebuild: spill file %d: %w", i, err)
+		}
+		if err := b.build(ctx, heads); err != nil {
+			return err
+		}
+		clear(heads)
+	}
+	return nil
+}
+
+// bucketOf is the bucket of an event id: FNV-1a, so every run and every
+// worker puts an id in the same bucket.
+func bucketOf(id string, buckets int) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int(h.Sum64() % uint64(buckets))
+}
+
+// build deduplicates heads (all copies of any event among them) and writes
+// them: as parquet files of the partition, or as unbound events.
+func (b *builder) build(ctx context.Context, heads []*archive.Staged) error {
 	byID := make(map[string]*archive.Staged, len(heads)) // sized once: growing it was 2% of a batch
 	for _, ev := range heads {
 		if prev, dup := byID[ev.ID]; dup {
-			res.Duplicates++
+			b.res.Duplicates++
 			if !earlier(ev, prev) {
 				continue
 			}
 		}
 		byID[ev.ID] = ev
 	}
-	groups := map[string]*group{}
-	var tables tableCache
+	events := make([]*archive.Staged, 0, len(byID))
 	for _, ev := range byID {
-		t := tables.lookup(cfg.Binder, ev.Tenant, ev.Metric)
-		if !t.ok {
+		events = append(events, ev)
+	}
+	if b.u.Unbound {
+		sortEvents(events)
+		for _, ev := range events {
 			full, err := ev.Event()
 			if err != nil {
-				return nil, fmt.Errorf("staged record %s: %w", ev.ID, err)
+				return fmt.Errorf("staged record %s: %w", ev.ID, err)
 			}
-			res.Unbound++
-			res.Unbound1 = append(res.Unbound1, full)
-			continue
+			b.res.Unbound++
+			b.res.UnboundEvents = append(b.res.UnboundEvents, full)
 		}
-		g := t.group
-		if g == nil {
-			k := ev.Tenant + "\x00" + t.canonical
-			if g = groups[k]; g == nil {
-				g = &group{tenant: ev.Tenant, metric: t.canonical, columns: t.columns}
-				groups[k] = g
-			}
-			t.group = g
-		}
-		g.events = append(g.events, ev)
+		return nil
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	obs := observer{res.Report}
-	for _, k := range keys {
-		m, n, err := writePartition(ctx, cfg, groups[k], day, obs)
-		if err != nil {
-			return nil, err
-		}
-		res.Rows += m.Rows
-		res.BackupItems += n
-		res.Partitions = append(res.Partitions, m)
-	}
-	return res, nil
-}
-
-// tableCache remembers Binder.Table's answers, and each pair's group, for
-// the few tenant and metric pairs of a day: two map lookups per event were
-// 3% of a batch, and building a group key per event another 2%.
-type tableCache []tableEntry
-
-type tableEntry struct {
-	tenant, metric, canonical string
-	columns                   []schema.Field
-	ok                        bool
-	group                     *group // set by the caller
-}
-
-// lookup returns the entry of tenant and metric, valid until the next call.
-func (c *tableCache) lookup(b *stage1.Binder, tenant, metric string) *tableEntry {
-	for i := range *c {
-		if e := &(*c)[i]; e.tenant == tenant && e.metric == metric {
-			return e
-		}
-	}
-	canonical, cols, ok := b.Table(tenant, metric)
-	e := tableEntry{tenant: tenant, metric: metric, canonical: canonical, columns: cols, ok: ok}
-	if len(*c) >= 64 { // a day of many metrics: the rest are looked up each time
-		return &e
-	}
-	*c = append(*c, e)
-	return &(*c)[len(*c)-1]
+	return b.writeParts(ctx, events)
 }
 
 // earlier says whether a should survive over b: the earliest ingest wins,
@@ -211,25 +385,6 @@ func earlier(a, b *archive.Staged) bool {
 		return a.IngestTime < b.IngestTime
 	}
 	return a.Source.String() < b.Source.String()
-}
-
-// readStaged appends the record heads of the staged file at path to heads.
-func readStaged(ctx context.Context, st blob.Store, path string, heads []*archive.Staged) ([]*archive.Staged, error) {
-	data, err := blob.ReadFile(ctx, st, path)
-	if err != nil {
-		return heads, err
-	}
-	// A file that is corrupt half-way contributes nothing, so a day's
-	// result does not depend on where a file broke.
-	n := len(heads)
-	if err := archive.ReadStagedHeads(data, func(ev *archive.Staged) error {
-		heads = append(heads, ev)
-		return nil
-	}); err != nil {
-		clear(heads[n:])
-		return heads[:n], err
-	}
-	return heads, nil
 }
 
 type observer struct{ r *schemachange.Report }
@@ -242,89 +397,120 @@ func (o observer) FailedCast(tenant, metric, field, declared, raw string, ts int
 	o.r.ObserveFailedCast(tenant, metric, field, declared, raw, ts)
 }
 
-func writePartition(ctx context.Context, cfg Config, g *group, day Day, obs observer) (Manifest, int64, error) {
-	sortEvents(g.events)
-	cols := make([]lake.Column, len(g.columns))
-	names := make([]string, len(g.columns))
-	for i, f := range g.columns {
+// writeParts writes one bucket's (or the whole partition's) events as
+// parquet files, and their backup. Files are named by their content, so a
+// re-run of unchanged input writes the same names and bytes, and a reader
+// of the old manifest never meets a new file under an old name.
+func (b *builder) writeParts(ctx context.Context, events []*archive.Staged) error {
+	sortEvents(events)
+	cols := make([]lake.Column, len(b.columns))
+	for i, f := range b.columns {
 		cols[i] = lake.Column{Name: f.Name, Type: f.Type}
-		names[i] = f.Name
 	}
-	dir := PartitionDir(g.tenant, g.metric, day.Date)
-	m := Manifest{
-		Tenant: g.tenant, Metric: g.metric, Date: day.Date, Run: cfg.Run, Created: time.Now().UTC(),
-		SchemaVersion: cfg.Binder.Version(g.tenant), Rows: int64(len(g.events)), Inputs: day.Files, Columns: names,
-	}
+	dir := PartitionDir(b.u.Tenant, b.canonical, b.u.Date)
 	// Each record is bound straight into the Parquet writer's columns. A
-	// partition of several files has its later records' fields checked
-	// first, so a corrupt one fails the partition before any file of it
-	// is replaced (a check only: no observation is made twice).
+	// part of several files has its later records' fields checked first,
+	// so a corrupt one fails the partition before any file of it is
+	// written (a check only: no observation is made twice).
 	values := make([]records.Value, len(cols))
-	if len(g.events) > MaxRowsPerFile {
-		for _, ev := range g.events[MaxRowsPerFile:] {
-			if _, _, err := cfg.Binder.BindValues(ev, nil, values); err != nil {
-				return m, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
+	if len(events) > MaxRowsPerFile {
+		for _, ev := range events[MaxRowsPerFile:] {
+			if _, _, err := b.cfg.Binder.BindValues(ev, nil, values); err != nil {
+				return fmt.Errorf("staged record %s: %w", ev.ID, err)
 			}
 		}
 	}
 	var buf bytes.Buffer
-	for i := 0; i*MaxRowsPerFile < len(g.events) || i == 0; i++ {
-		part := g.events[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(g.events))]
+	for i := 0; i*MaxRowsPerFile < len(events); i++ {
+		part := events[i*MaxRowsPerFile : min((i+1)*MaxRowsPerFile, len(events))]
 		buf.Reset()
-		pw, err := lake.NewWriter(&buf, cols, cfg.Parquet)
+		pw, err := lake.NewWriter(&buf, cols, b.cfg.Parquet)
 		if err != nil {
-			return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+			return fmt.Errorf("lake %s: %w", dir, err)
 		}
 		pw.Grow(len(part))
 		for _, ev := range part {
-			unknown, _, err := cfg.Binder.BindValues(ev, obs, values)
+			unknown, _, err := b.cfg.Binder.BindValues(ev, b.obs, values)
 			if err != nil {
-				return m, 0, fmt.Errorf("staged record %s: %w", ev.ID, err)
+				return fmt.Errorf("staged record %s: %w", ev.ID, err)
 			}
 			if err := pw.Append(ev.ID, ev.Timestamp, values, unknown); err != nil {
-				return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+				return fmt.Errorf("lake %s: %w", dir, err)
 			}
 		}
 		if err := pw.Close(); err != nil {
-			return m, 0, fmt.Errorf("lake %s: %w", dir, err)
+			return fmt.Errorf("lake %s: %w", dir, err)
 		}
-		name := PartName(i, ".parquet")
-		if err := put(ctx, cfg.Lake, dir+"/"+name, buf.Bytes()); err != nil {
-			return m, 0, err
+		sum := sha256.Sum256(buf.Bytes())
+		name := fmt.Sprintf("part-%05d-%s.parquet", len(b.files), hex.EncodeToString(sum[:8]))
+		if err := put(ctx, b.cfg.Lake, dir+"/"+name, buf.Bytes()); err != nil {
+			return err
 		}
-		m.Files = append(m.Files, name)
+		b.files = append(b.files, name)
+		b.rows += int64(len(part))
 	}
-	if err := removeStale(ctx, cfg.Lake, dir, m.Files, ".parquet"); err != nil {
-		return m, 0, err
-	}
-	mb, _ := json.MarshalIndent(m, "", "  ")
-	if err := put(ctx, cfg.Lake, dir+"/"+ManifestName, mb); err != nil {
-		return m, 0, err
-	}
-	var items int64
-	if cfg.Backup != nil {
+	if b.cfg.Backup != nil && len(events) > 0 {
 		buf.Reset()
-		its := make([]map[string]types.AttributeValue, 0, len(g.events))
-		for _, st := range g.events {
+		its := make([]map[string]types.AttributeValue, 0, len(events))
+		for _, st := range events {
 			ev, err := st.Event()
 			if err != nil {
-				return m, 0, fmt.Errorf("staged record %s: %w", st.ID, err)
+				return fmt.Errorf("staged record %s: %w", st.ID, err)
 			}
-			its = append(its, dynamodbio.Item(ev, cfg.ItemOptions))
+			its = append(its, dynamodbio.Item(ev, b.cfg.ItemOptions))
 		}
 		if err := dynamodbio.WriteBackup(&buf, its); err != nil {
-			return m, 0, err
+			return err
 		}
-		name := PartName(0, ".jsonl.gz")
-		if err := put(ctx, cfg.Backup, dir+"/"+name, buf.Bytes()); err != nil {
-			return m, 0, err
+		name := fmt.Sprintf("part-%05d.jsonl.gz", len(b.backups))
+		if err := put(ctx, b.cfg.Backup, dir+"/"+name, buf.Bytes()); err != nil {
+			return err
 		}
-		if err := removeStale(ctx, cfg.Backup, dir, []string{name}, ".jsonl.gz"); err != nil {
-			return m, 0, err
-		}
-		items = int64(len(its))
+		b.backups = append(b.backups, name)
+		b.res.BackupItems += int64(len(its))
 	}
-	return m, items, nil
+	return nil
+}
+
+// finish commits a bound partition: its manifest names the files just
+// written, and only then are the files of earlier runs that it does not
+// name removed.
+func (b *builder) finish(ctx context.Context, buckets int) error {
+	if b.u.Unbound {
+		return nil
+	}
+	dir := PartitionDir(b.u.Tenant, b.canonical, b.u.Date)
+	if len(b.files) == 0 {
+		// Every range was unreadable: the partition is left as it was (the
+		// ranges are processing errors), not replaced by an empty one.
+		return nil
+	}
+	names := make([]string, len(b.columns))
+	for i, f := range b.columns {
+		names[i] = f.Name
+	}
+	m := &Manifest{
+		Tenant: b.u.Tenant, Metric: b.canonical, Date: b.u.Date, Run: b.cfg.Run, Created: time.Now().UTC(),
+		SchemaVersion: b.cfg.Binder.Version(b.u.Tenant), Rows: b.rows, Files: b.files, Inputs: b.inputs, Columns: names,
+	}
+	if buckets > 1 {
+		m.Buckets = buckets
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if err := put(ctx, b.cfg.Lake, dir+"/"+ManifestName, mb); err != nil {
+		return err
+	}
+	if err := removeStale(ctx, b.cfg.Lake, dir, b.files, ".parquet"); err != nil {
+		return err
+	}
+	if b.cfg.Backup != nil {
+		if err := removeStale(ctx, b.cfg.Backup, dir, b.backups, ".jsonl.gz"); err != nil {
+			return err
+		}
+	}
+	b.res.Rows = b.rows
+	b.res.Partition = m
+	return nil
 }
 
 // sortKey is an event's place in its partition: by time, then id. The id's
