@@ -41,10 +41,10 @@ start() {
   kport=$(freeport)
   dport=$(freeport)
   sport=$(freeport)
-  nohup node -e "require('kinesalite')({createStreamMs:0,deleteStreamMs:0,updateStreamMs:0,shardLimit:100}).listen($kport,'127.0.0.1')" \
+  nohup node --require ./internal/testenv/standin_guard.js -e "require('kinesalite')({createStreamMs:0,deleteStreamMs:0,updateStreamMs:0,shardLimit:100}).listen($kport,'127.0.0.1')" \
     >"$dir/kinesalite.log" 2>&1 &
   echo $! >"$dir/kinesalite.pid"
-  nohup node -e "require('dynalite')({createTableMs:0,deleteTableMs:0,updateTableMs:0}).listen($dport,'127.0.0.1')" \
+  nohup node --require ./internal/testenv/standin_guard.js -e "require('dynalite')({createTableMs:0,deleteTableMs:0,updateTableMs:0}).listen($dport,'127.0.0.1')" \
     >"$dir/dynalite.log" 2>&1 &
   echo $! >"$dir/dynalite.pid"
   go build -o "$dir/gofakes3" github.com/johannesboyne/gofakes3/cmd/gofakes3

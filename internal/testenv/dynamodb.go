@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net"
@@ -55,6 +56,10 @@ func DynamoDB(t testing.TB) string {
 // under node_modules. Without node or the module the test is skipped
 // locally and fails under CI. It points the AWS SDK at the stand-in with
 // dummy credentials.
+//
+//go:embed standin_guard.js
+var standinGuard string
+
 func nodeStandIn(t testing.TB, name, envVar, module string, start func(node, watchdog, modules string) (string, error)) string {
 	t.Helper()
 	if ep := os.Getenv(envVar); ep != "" {
@@ -77,9 +82,10 @@ func nodeStandIn(t testing.TB, name, envVar, module string, start func(node, wat
 	}
 
 	// A preloaded watchdog ends the server when its stdin closes, that is
-	// when this test process exits, however it exits.
+	// when this test process exits, however it exits; and it keeps the
+	// server up when a client dies mid-request (standin_guard.js).
 	watchdog := filepath.Join(t.TempDir(), "watchdog.js")
-	if err := os.WriteFile(watchdog, []byte("process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();\n"), 0o600); err != nil {
+	if err := os.WriteFile(watchdog, []byte(standinGuard+"process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();\n"), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 

@@ -79,3 +79,42 @@ func TestKinesis(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStandInSurvivesAbortedRequest: a client that dies with a request
+// half sent (as `fineo stream` does when a test kills it) leaves the
+// stand-ins serving; unguarded, kinesalite and dynalite exit with
+// "Error: aborted" and every later test fails to connect.
+func TestStandInSurvivesAbortedRequest(t *testing.T) {
+	for _, s := range []struct {
+		name     string
+		endpoint func(testing.TB) string
+		target   string
+	}{
+		{"kinesalite", func(t testing.TB) string { return Kinesis(t) }, "Kinesis_20131202.ListStreams"},
+		{"dynalite", func(t testing.TB) string { return DynamoDB(t) }, "DynamoDB_20120810.ListTables"},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			u, err := url.Parse(s.endpoint(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				c, err := net.Dial("tcp", u.Host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A body promised at 1 MB, cut off after a few bytes.
+				c.Write([]byte("POST / HTTP/1.1\r\nHost: " + u.Host + "\r\nX-Amz-Target: " + s.target +
+					"\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 1000000\r\n\r\n{\"a\":"))
+				time.Sleep(50 * time.Millisecond)
+				c.Close()
+			}
+			time.Sleep(200 * time.Millisecond)
+			c, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
+			if err != nil {
+				t.Fatalf("%s is gone after an aborted request: %v", s.name, err)
+			}
+			c.Close()
+		})
+	}
+}
