@@ -5,6 +5,11 @@
 //
 //	go run ./bench/gen -n N -out DIR [-seed S] [-data node_modules/vega-datasets/data]
 //	                   [-gzip] [-files K] [-sample] [-toolarge]
+//	go run ./bench/gen -n N -out DIR -flat YYYY-MM-DD [-days D] [-tenants T] [-files K]
+//
+// -flat writes small flat flight events of one metric over T tenants and D
+// days from the date, 5% re-deliveries and nothing malformed (the batch
+// benchmarks B5 and B1-flat), and no expected.json.
 //
 // Output: DIR/raw/part-NNNNN.jsonl[.gz], DIR/schemas/<tenant>.yaml,
 // DIR/expected.json. The same flags and seed give byte-identical output.
@@ -74,8 +79,12 @@ func main() {
 	flag.IntVar(&c.files, "files", 1, "number of raw files (lines are split into contiguous runs)")
 	flag.BoolVar(&c.sample, "sample", false, "sample layout: default 2 files, last one gzipped and holding a too_large line")
 	flag.BoolVar(&c.tooLarge, "toolarge", false, "write at least one too_large line (> 10 MiB); otherwise one per 1,000,000 lines")
+	var fc flatConfig
+	flag.StringVar(&fc.start, "flat", "", "flat mode from this day (YYYY-MM-DD): small flat flight events of one metric, spread over -days days and -tenants tenants, 5% re-deliveries, nothing malformed")
+	flag.IntVar(&fc.days, "days", 1, "flat mode: days the events spread over")
+	flag.IntVar(&fc.tenants, "tenants", 8, "flat mode: tenants (fleet0, fleet1, ...)")
 	flag.Parse()
-	if c.out == "" || c.n <= 0 || c.files <= 0 {
+	if c.out == "" || c.n <= 0 || c.files <= 0 || fc.days <= 0 || fc.tenants <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -86,6 +95,10 @@ func main() {
 		if !filesSet {
 			c.files = 2
 		}
+	}
+	run := run
+	if fc.start != "" {
+		run = func(c config) (*Expected, error) { return runFlat(c, fc) }
 	}
 	exp, err := run(c)
 	if err != nil {
