@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
@@ -213,6 +214,12 @@ func (f *unitFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.cfg = Config{Binder: b, Parquet: f.Parquet, ItemOptions: f.Items, Run: f.Run, Budget: f.Budget}
+	// Spill directories a killed run left (a worker's temp space is its own).
+	if n, err := RemoveSpills(f.cfg.TempDir, tempGrace); err != nil {
+		slog.Warn("lakebuild: removing old spill directories", "err", err)
+	} else if n > 0 {
+		slog.Info("lakebuild: removed spill directories a killed run left", "count", n)
+	}
 	if f.archive, err = blob.Open(ctx, f.Archive); err != nil {
 		return err
 	}

@@ -270,7 +270,7 @@ func (b *builder) inMemory(ctx context.Context, ranges []archive.Range) error {
 // event id, each a local file of records back to back, then builds the
 // buckets one at a time: at most one range and one bucket are in memory.
 func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets int) (err error) {
-	dir, err := os.MkdirTemp(b.cfg.TempDir, "fineo-partition-")
+	dir, err := os.MkdirTemp(b.cfg.TempDir, spillPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("lakebuild: spill directory: %w", err)
 	}
@@ -336,6 +336,38 @@ func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets i
 		clear(heads)
 	}
 	return nil
+}
+
+// spillPrefix starts the names of the spill directories under TempDir.
+const spillPrefix = "fineo-partition-"
+
+// RemoveSpills removes the spill directories under dir (os.TempDir() when
+// "") older than olderThan: those a killed batch left behind. A younger
+// one may be another job's at work.
+func RemoveSpills(dir string, olderThan time.Duration) (int, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), spillPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < olderThan {
+			continue
+		}
+		if err := os.RemoveAll(dir + "/" + e.Name()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // bucketOf is the bucket of an event id: FNV-1a, so every run and every

@@ -2,9 +2,11 @@ package lakebuild
 
 import (
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fineo-io/ingest/io/archive"
 )
@@ -32,6 +34,34 @@ func TestSortEvents(t *testing.T) {
 			if events[i].Timestamp != want[i].Timestamp || events[i].ID != want[i].ID {
 				t.Fatalf("n=%d: position %d is (%d, %q), want (%d, %q)", n, i, events[i].Timestamp, events[i].ID, want[i].Timestamp, want[i].ID)
 			}
+		}
+	}
+}
+
+// TestRemoveSpills: spill directories a killed run left are removed once
+// older than the grace period; a younger one (a job at work) and other
+// folders stay.
+func TestRemoveSpills(t *testing.T) {
+	dir := t.TempDir()
+	old, young, other := dir+"/"+spillPrefix+"1", dir+"/"+spillPrefix+"2", dir+"/keep"
+	for _, d := range []string{old, young, other} {
+		if err := os.MkdirAll(d+"/x", 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	for _, d := range []string{old, other} {
+		if err := os.Chtimes(d, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := RemoveSpills(dir, time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveSpills = %d, %v; want 1", n, err)
+	}
+	for d, want := range map[string]bool{old: false, young: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", d, err == nil, want)
 		}
 	}
 }
