@@ -50,7 +50,7 @@ func cmdBatch(ctx context.Context, args []string) error {
 		fs.StringVar(&f.to, "to", "", "last event date to process, YYYY-MM-DD, inclusive (default: the newest)")
 		fs.StringVar(&f.date, "date", "", "process one date: YYYY-MM-DD, today or yesterday (UTC); overrides --from/--to")
 		fs.StringVar(&f.compression, "compression", "zstd", "Parquet compression: zstd or snappy")
-		fs.StringVar(&f.memoryBudget, "memory-budget", "", "memory one lake partition may use before it is split by event id into buckets spilled to local temp files, e.g. 256MiB (default: a share of the process's memory limit, 32MiB-256MiB)")
+		fs.StringVar(&f.memoryBudget, "memory-budget", "", "memory one lake partition may use before it is split by event id into buckets spilled to local temp files, e.g. 256MiB (default: a share of the memory the batch may use per CPU, 32MiB-128MiB)")
 		fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 		fs.Var(&f.notify, "notify", notifyUsage)
 	})
@@ -219,7 +219,9 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 		Archive: f.archive, Lake: f.lake, Backup: f.backup, Tenants: tenants, Days: days, Run: run, Quiet: f.quiet,
 	}
 	cfg.Parquet.Compression = f.compression
-	cfg.Budget, _ = parseBudget(f.memoryBudget) // checked before
+	flagged, _ := parseBudget(f.memoryBudget) // checked before
+	cfg.Budget = batchBudget(flagged)
+	fitBatchMemory(cfg.Budget)
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Batch(s, cfg)
 	files := 0

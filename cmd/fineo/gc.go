@@ -1,10 +1,14 @@
 package main
 
 import (
+	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+
+	"github.com/fineo-io/ingest/transforms/lakebuild"
 )
 
 // batchGCPercent is the GOGC `fineo batch` runs with unless GOGC is set.
@@ -44,5 +48,38 @@ func tuneGC(cmd string) {
 	// alone.
 	if limit, err := memlimit.ApplyRatio(availableMemory, batchMemoryShare)(); err == nil {
 		debug.SetMemoryLimit(int64(limit))
+	}
+}
+
+// batchBudget returns the memory budget of one lake partition: the
+// --memory-budget given, else lakebuild's share of the memory the batch
+// may use (its soft limit, set by tuneGC or GOMEMLIMIT) for one partition
+// per CPU at once. The launcher decides it, so every worker of a portable
+// job splits partitions alike.
+func batchBudget(flagged int64) int64 {
+	if flagged > 0 {
+		return flagged
+	}
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		if a, err := availableMemory(); err == nil {
+			limit = int64(float64(a) * batchMemoryShare)
+		}
+	}
+	return lakebuild.BudgetFor(limit, runtime.GOMAXPROCS(0))
+}
+
+// fitBatchMemory lowers the batch's soft memory limit (tuneGC's) to what
+// one partition per CPU at budget bytes each needs, with room for the
+// collector: the limit, not GOGC=400, then bounds the peak (measured:
+// bench/RESULTS.md, B5). A GOGC or GOMEMLIMIT of the user's own is left
+// alone.
+func fitBatchMemory(budget int64) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	want := 3*int64(runtime.GOMAXPROCS(0))*budget + 128<<20
+	if cur := debug.SetMemoryLimit(-1); want < cur {
+		debug.SetMemoryLimit(want)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 
@@ -58,5 +59,33 @@ func TestTuneGC(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != 1<<62 {
 		t.Errorf("memory limit %d with GOGC=off set, want none", got)
+	}
+}
+
+// TestBatchMemory: the partition budget is the flag's, else a share of the
+// batch's soft limit per CPU, and the soft limit is lowered to about three
+// budgets per CPU unless the user set GOGC or GOMEMLIMIT.
+func TestBatchMemory(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	n := int64(runtime.GOMAXPROCS(0))
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	if got := batchBudget(200 << 20); got != 200<<20 {
+		t.Errorf("budget %d with --memory-budget 200MiB", got)
+	}
+	debug.SetMemoryLimit(n * 4 * (64 << 20))
+	if got := batchBudget(0); got != 64<<20 {
+		t.Errorf("budget %d under a limit of %d, want 64 MiB", got, n*4*(64<<20))
+	}
+	debug.SetMemoryLimit(1 << 40)
+	fitBatchMemory(64 << 20)
+	if got, want := debug.SetMemoryLimit(-1), 3*n*(64<<20)+128<<20; got != want {
+		t.Errorf("limit %d after fitting 64 MiB budgets, want %d", got, want)
+	}
+	t.Setenv("GOMEMLIMIT", "1TiB")
+	debug.SetMemoryLimit(1 << 40)
+	fitBatchMemory(64 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+		t.Errorf("limit %d: the user's GOMEMLIMIT was lowered", got)
 	}
 }

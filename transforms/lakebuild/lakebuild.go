@@ -207,8 +207,9 @@ func BuildPartition(ctx context.Context, cfg Config, archiveStore blob.Store, u 
 // DefaultBudget is the memory budget of a partition when none is given: a
 // share of the memory the process may use (GOMEMLIMIT, which main sets
 // from the container's limit) for each partition built at once, between
-// 32 MiB and 256 MiB. Past 256 MiB a larger budget buys little: the
-// buckets' part files are large enough for readers either way.
+// 32 MiB and 128 MiB. Past that a larger budget buys little: the buckets'
+// part files (tens of MB) are large enough for readers either way, and a
+// smaller one keeps the batch's peak low (bench/RESULTS.md, B5).
 func DefaultBudget() int64 {
 	return BudgetFor(debug.SetMemoryLimit(-1), runtime.GOMAXPROCS(0))
 }
@@ -216,7 +217,7 @@ func DefaultBudget() int64 {
 // BudgetFor is the default budget for a process limited to limit bytes
 // that builds n partitions at once.
 func BudgetFor(limit int64, n int) int64 {
-	return min(max(limit/int64(4*max(n, 1)), 32<<20), 256<<20)
+	return min(max(limit/int64(4*max(n, 1)), 32<<20), 128<<20)
 }
 
 // builder holds one partition's build.
