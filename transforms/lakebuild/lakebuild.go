@@ -269,63 +269,74 @@ func (b *builder) inMemory(ctx context.Context, ranges []archive.Range) error {
 
 // spilled splits the partition's records into buckets by a hash of the
 // event id, each a local file of records back to back, then builds the
-// buckets one at a time: at most one range and one bucket are in memory.
+// buckets one at a time. Records go to their bucket as they are read, a
+// block at a time: at most one range's compressed bytes and one bucket
+// are in memory. A range that fails half-way is rolled back (each bucket
+// file cut back to where it was), so it contributes all its records or none.
 func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets int) (err error) {
 	dir, err := os.MkdirTemp(b.cfg.TempDir, spillPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("lakebuild: spill directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	files := make([]*os.File, buckets)
-	ws := make([]*bufio.Writer, buckets)
-	counts := make([]int64, buckets)
+	sp := make([]spillFile, buckets)
 	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
+		for i := range sp {
+			if sp[i].f != nil {
+				sp[i].f.Close()
 			}
 		}
 	}()
-	for i := range files {
-		if files[i], err = os.Create(fmt.Sprintf("%s/bucket-%05d", dir, i)); err != nil {
+	for i := range sp {
+		if sp[i].f, err = os.Create(fmt.Sprintf("%s/bucket-%05d", dir, i)); err != nil {
 			return fmt.Errorf("lakebuild: spill file: %w", err)
 		}
-		ws[i] = bufio.NewWriterSize(files[i], spillBuffer)
+		sp[i].w = bufio.NewWriterSize(sp[i].f, spillBuffer)
 	}
-	var heads []*archive.Staged
 	for _, r := range ranges {
-		if heads, err = b.readRange(ctx, r, heads[:0]); err != nil {
-			return err
+		for i := range sp {
+			sp[i].mark()
 		}
-		for _, s := range heads {
+		var n int64
+		rerr := archive.ReadRange(ctx, b.store, r, func(s *archive.Staged) error {
 			raw, err := s.Raw()
 			if err != nil {
 				return fmt.Errorf("staged record %s: %w", s.ID, err)
 			}
-			i := bucketOf(s.ID, buckets)
-			if _, err := ws[i].Write(raw); err != nil {
+			n++
+			return sp[bucketOf(s.ID, buckets)].add(raw)
+		})
+		if rerr == nil {
+			b.res.Read += n
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for i := range sp {
+			if err := sp[i].rollback(); err != nil {
 				return fmt.Errorf("lakebuild: spill: %w", err)
 			}
-			counts[i]++
 		}
-		clear(heads)
+		b.res.FileErrors = append(b.res.FileErrors, FileError{File: b.store.URL(r.File), Events: r.Count, Err: rerr})
 	}
-	for i, w := range ws {
-		if err := w.Flush(); err != nil {
+	var heads []*archive.Staged
+	for i := range sp {
+		if err := sp[i].w.Flush(); err != nil {
 			return fmt.Errorf("lakebuild: spill: %w", err)
 		}
-		if err := files[i].Close(); err != nil {
+		if err := sp[i].f.Close(); err != nil {
 			return fmt.Errorf("lakebuild: spill: %w", err)
 		}
-		files[i] = nil
+		sp[i].f = nil
 	}
-	for i := range buckets {
+	for i := range sp {
 		data, err := os.ReadFile(fmt.Sprintf("%s/bucket-%05d", dir, i))
 		if err != nil {
 			return fmt.Errorf("lakebuild: spill: %w", err)
 		}
 		heads = heads[:0]
-		if err := archive.DecodeStaged(data, counts[i], func(s *archive.Staged) error {
+		if err := archive.DecodeStaged(data, sp[i].count, func(s *archive.Staged) error {
 			heads = append(heads, s)
 			return nil
 		}); err != nil {
@@ -336,6 +347,44 @@ func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets i
 		}
 		clear(heads)
 	}
+	return nil
+}
+
+// spillFile is one bucket's spill file being written.
+type spillFile struct {
+	f            *os.File
+	w            *bufio.Writer
+	count, size  int64 // records and bytes written
+	mCount, mLen int64 // at the mark
+}
+
+func (s *spillFile) add(raw []byte) error {
+	if _, err := s.w.Write(raw); err != nil {
+		return err
+	}
+	s.count++
+	s.size += int64(len(raw))
+	return nil
+}
+
+// mark remembers where the file is, for rollback.
+func (s *spillFile) mark() { s.mCount, s.mLen = s.count, s.size }
+
+// rollback cuts the file back to the mark.
+func (s *spillFile) rollback() error {
+	if s.size == s.mLen {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if err := s.f.Truncate(s.mLen); err != nil {
+		return err
+	}
+	if _, err := s.f.Seek(s.mLen, io.SeekStart); err != nil {
+		return err
+	}
+	s.count, s.size = s.mCount, s.mLen
 	return nil
 }
 
