@@ -125,7 +125,7 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 	if err != nil {
 		return nil, usageError(err)
 	}
-	end := jobEnd{job: "batch", run: time.Now().UTC().Format("20060102T150405Z"), started: time.Now(),
+	end := jobEnd{job: "batch", run: newRunID(time.Now()), started: time.Now(),
 		archive: f.archive, lake: f.lake, notify: f.notify, order: batchUsageOrder}
 	var days []archive.Day
 	sum, err := runBatchJob(ctx, f, from, to, end.run, &days, out)
@@ -222,6 +222,13 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	flagged, _ := parseBudget(f.memoryBudget) // checked before
 	cfg.Budget = batchBudget(flagged)
 	fitBatchMemory(cfg.Budget)
+	if runners.Name(runners.Bounded) != "dot" {
+		release, err := lockLake(&ctx, f.lake, run)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Batch(s, cfg)
 	files := 0
@@ -237,6 +244,9 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 	pr, err := runners.Run(ctx, runners.Bounded, p)
 	stop()
 	if err != nil {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return nil, c // the lake's lock was lost
+		}
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
 	if runners.Name(runners.Bounded) == "dot" {
@@ -257,6 +267,53 @@ func runBatchJob(ctx context.Context, f batchFlags, from, to, run string, daysOu
 		return sum, &exitError{code: 3, err: fmt.Errorf("%d processing error(s) (unreadable staged files or unbound events): see %s/errors/processing/", n, redact.URL(f.archive))}
 	}
 	return sum, nil
+}
+
+// lakeLockTTL is how long a batch's lease on its lake lasts unless
+// renewed (every third of it): a batch that dies frees its lake this long
+// after its last renewal.
+const lakeLockTTL = time.Minute
+
+// lakeLockPath is the lease file at the lake's root.
+const lakeLockPath = "_lock.json"
+
+// lockLake takes the lake's lease for this run, or refuses with who holds
+// it: two batches writing one lake would remove each other's new files.
+// The lease is renewed while the job runs; if it is lost, *ctx is
+// cancelled and the job fails. release gives it up.
+func lockLake(ctx *context.Context, lakeRoot, run string) (release func(), err error) {
+	st, err := blob.Open(*ctx, lakeRoot)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	lease, err := blob.AcquireLease(*ctx, st, lakeLockPath, fmt.Sprintf("fineo batch run %s (host %s, pid %d)", run, host, os.Getpid()), lakeLockTTL)
+	var held *blob.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("lake %s is being written by another batch: %s; wait for it to finish (a batch that died frees the lake %s after its last renewal)",
+			redact.URL(lakeRoot), held.Owner, lakeLockTTL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking lake %s: %w", redact.URL(lakeRoot), err)
+	}
+	jobCtx, cancel := context.WithCancelCause(*ctx)
+	*ctx = jobCtx
+	keepCtx, stopKeep := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lease.Keep(keepCtx, func(err error) {
+			cancel(fmt.Errorf("lost the lock on lake %s (another batch took it after this one failed to renew it): %w", redact.URL(lakeRoot), err))
+		})
+	}()
+	return func() {
+		stopKeep()
+		<-done
+		if err := lease.Release(context.Background()); err != nil {
+			slog.Warn("batch: releasing the lake's lock", "err", redact.Error(err))
+		}
+		cancel(nil)
+	}, nil
 }
 
 func orAll(s, def string) string {
