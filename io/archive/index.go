@@ -176,8 +176,11 @@ type Range struct {
 	Filter         bool
 }
 
-// headerProbe is how much of a file PlanFile reads first for its header.
-const headerProbe = 64 << 10
+// headerProbe is how much of a file PlanFile reads first for its header:
+// the schema (1.3 KB) and an index of a few dozen groups fit; a larger
+// header is read again, 4x larger each time. 64 KiB read half of a
+// backfill's small staged files just to plan them (bench/RESULTS.md, B1).
+const headerProbe = 8 << 10
 
 // PlanFile returns the ranges of one staged file, one per (tenant, metric)
 // it holds. An indexed file costs one small read of its header; a file

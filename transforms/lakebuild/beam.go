@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fineo-io/ingest/internal/workpool"
 	"github.com/fineo-io/ingest/io/archive"
@@ -176,6 +178,9 @@ func (f *planFn) emit(ctx context.Context, r planResult, emit func(string, archi
 	return nil
 }
 
+// unitsPerCPU bounds the partitions built at once per CPU.
+const unitsPerCPU = 4
+
 // unitFn builds one lake partition from its ranges.
 type unitFn struct {
 	Archive, Lake, Backup string
@@ -231,7 +236,23 @@ func (f *unitFn) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	f.pool = workpool.New(workpool.Options{}, func(_ int, j unitJob) unitResult {
+	if f.cfg.Budget <= 0 {
+		f.cfg.Budget = DefaultBudget()
+	}
+	// Partitions are built by up to unitsPerCPU per CPU at once, as long as
+	// their memory estimates (each at most the budget: a larger one is
+	// spilled) fit one budget per CPU together. Small partitions are
+	// mostly file operations (a few reads, a create, a rename, a listing),
+	// and one per CPU left the cores idle while they waited (measured:
+	// bench/RESULTS.md, B1).
+	n := runtime.GOMAXPROCS(0)
+	mem := semaphore.NewWeighted(int64(n) * f.cfg.Budget)
+	f.pool = workpool.New(workpool.Options{Workers: unitsPerCPU * n}, func(_ int, j unitJob) unitResult {
+		w := min(Estimate(j.ranges), f.cfg.Budget)
+		if err := mem.Acquire(j.ctx, w); err != nil {
+			return unitResult{err: err, unit: j.unit}
+		}
+		defer mem.Release(w)
 		start := time.Now()
 		res, err := BuildPartition(j.ctx, f.cfg, f.archive, j.unit, j.ranges)
 		return unitResult{res: res, err: err, start: start, unit: j.unit}

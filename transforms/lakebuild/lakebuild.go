@@ -171,10 +171,7 @@ func BuildPartition(ctx context.Context, cfg Config, archiveStore blob.Store, u 
 	slices.SortFunc(ranges, func(a, b archive.Range) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Off, b.Off), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Metric, b.Metric))
 	})
-	var est int64
-	for _, r := range ranges {
-		est += r.Plain + r.Count*recordOverhead
-	}
+	est := Estimate(ranges)
 	budget := cfg.Budget
 	if budget <= 0 {
 		budget = DefaultBudget()
@@ -202,6 +199,16 @@ func BuildPartition(ctx context.Context, cfg Config, archiveStore blob.Store, u 
 		return nil, err
 	}
 	return res, b.finish(ctx, buckets)
+}
+
+// Estimate is the memory a partition of these ranges needs when built in
+// memory: its records' plain bytes and recordOverhead each.
+func Estimate(ranges []archive.Range) int64 {
+	var est int64
+	for _, r := range ranges {
+		est += r.Plain + r.Count*recordOverhead
+	}
+	return est
 }
 
 // DefaultBudget is the memory budget of a partition when none is given: a
