@@ -154,6 +154,16 @@ func readFile(ctx context.Context, file string, opts Options, fn func(records.Ch
 	br := bufio.NewReaderSize(src, 256<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		// gzip detects a corrupt member only at its end, by its checksum,
+		// after its garbage has been decompressed: a flipped byte would
+		// stage wrong values and blame the customer for malformed lines.
+		// So a gzip file is checked whole first (read a first time,
+		// decompressed and discarded: CPU and a second read, no memory or
+		// disk), and read only if every member's checksum holds;
+		// otherwise nothing of it is read.
+		if err := checkGzip(ctx, file); err != nil {
+			return 1, fmt.Errorf("gzip: %w; nothing of the file was read (fix or replace it and ingest it again)", err)
+		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return 1, fmt.Errorf("gzip: %w", err)
@@ -162,6 +172,23 @@ func readFile(ctx context.Context, file string, opts Options, fn func(records.Ch
 		r = zr
 	}
 	return chunkLines(bufio.NewReaderSize(r, 256<<10), file, opts, fn)
+}
+
+// checkGzip reads the gzip file to its end, checking every member's
+// checksum and length.
+func checkGzip(ctx context.Context, file string) error {
+	rc, err := blob.OpenLocation(ctx, file)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(rc, 256<<10))
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	_, err = io.Copy(io.Discard, zr)
+	return err
 }
 
 // chunkBufs recycles chunk buffers (see Release): a chunk read into a
