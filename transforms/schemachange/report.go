@@ -13,6 +13,7 @@
 package schemachange
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,21 @@ import (
 
 // MaxSamples is the number of distinct sample values kept per field.
 const MaxSamples = 5
+
+// MaxFieldsPerMetric bounds the field names a report keeps per tenant and
+// metric, in each of unknown fields and failed casts: the smallest names
+// (in byte order) are kept, and the observations of the others only
+// counted (MetricChanges.OtherUnknown, OtherFailedCasts). Keeping the k
+// smallest names keeps Merge exact and associative: a name one part drops
+// has k smaller names there, which the merged report holds as well. A
+// device sending a new field name per event would otherwise grow the
+// report with every event (issue 19, defect 6: 300,000 names, an 88 MB
+// report).
+const MaxFieldsPerMetric = 1000
+
+// summaryFields is how many fields per section Summary prints: the
+// report file holds the rest.
+const summaryFields = 20
 
 // MaxSampleLen is the longest sample kept, in bytes; longer raw values are
 // cut at a UTF-8 boundary and end in "…" (so such a sample is not valid
@@ -63,6 +79,9 @@ type MetricChanges struct {
 	Metric      string                 `json:"metric"`         // canonical metric name
 	Unknown     map[string]*FieldStats `json:"unknown_fields"` // keyed by the device's field name
 	FailedCasts map[string]*FieldStats `json:"failed_casts"`   // keyed by canonical field name
+	// Observations of names beyond MaxFieldsPerMetric, counted only.
+	OtherUnknown     int64 `json:"other_unknown_observations,omitempty"`
+	OtherFailedCasts int64 `json:"other_failed_cast_observations,omitempty"`
 }
 
 // Report is the schema-change report of one batch run.
@@ -84,14 +103,51 @@ func NewReport() *Report {
 // event at tsMillis (UTC epoch milliseconds).
 func (r *Report) ObserveUnknown(tenant, metric, name, raw string, tsMillis int64) {
 	m := r.metric(tenant, metric)
-	observe(m.Unknown, name, raw, tsMillis, "")
+	if admit(m.Unknown, name, &m.OtherUnknown) {
+		observe(m.Unknown, name, raw, tsMillis, "")
+	}
 }
 
 // ObserveFailedCast records one value of a declared field (canonical name)
 // that did not cast to its declared type.
 func (r *Report) ObserveFailedCast(tenant, metric, field, declared, raw string, tsMillis int64) {
 	m := r.metric(tenant, metric)
-	observe(m.FailedCasts, field, raw, tsMillis, declared)
+	if admit(m.FailedCasts, field, &m.OtherFailedCasts) {
+		observe(m.FailedCasts, field, raw, tsMillis, declared)
+	}
+}
+
+// admit says whether an observation of name is kept in fields: yes if
+// the name is there or there is room, or if it is smaller than the
+// largest name there (which is dropped into *other). Otherwise it is
+// counted in *other.
+func admit(fields map[string]*FieldStats, name string, other *int64) bool {
+	if _, ok := fields[name]; ok || len(fields) < MaxFieldsPerMetric {
+		return true
+	}
+	largest := ""
+	for n := range fields {
+		largest = max(largest, n)
+	}
+	if name > largest {
+		*other++
+		return false
+	}
+	*other += fields[largest].Count
+	delete(fields, largest)
+	return true
+}
+
+// trim drops the largest names beyond MaxFieldsPerMetric into *other.
+func trim(fields map[string]*FieldStats, other *int64) {
+	if len(fields) <= MaxFieldsPerMetric {
+		return
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	for _, n := range names[MaxFieldsPerMetric:] {
+		*other += fields[n].Count
+		delete(fields, n)
+	}
 }
 
 func observe(fields map[string]*FieldStats, name, raw string, tsMillis int64, declared string) {
@@ -200,6 +256,10 @@ func (r *Report) Merge(o *Report) {
 		m := r.metric(om.Tenant, om.Metric)
 		mergeFields(m.Unknown, om.Unknown)
 		mergeFields(m.FailedCasts, om.FailedCasts)
+		m.OtherUnknown += om.OtherUnknown
+		m.OtherFailedCasts += om.OtherFailedCasts
+		trim(m.Unknown, &m.OtherUnknown)
+		trim(m.FailedCasts, &m.OtherFailedCasts)
 	}
 }
 
@@ -313,23 +373,37 @@ func (r *Report) Summary(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s/%s\n", m.Tenant, m.Metric)
-		if len(m.Unknown) > 0 {
-			fmt.Fprintf(tw, "  unknown fields:\n")
-			fmt.Fprintf(tw, "    FIELD\tCOUNT\tTYPE\tFIRST SEEN\tLAST SEEN\tSAMPLES\n")
-			for _, name := range slices.Sorted(maps.Keys(m.Unknown)) {
-				summaryLine(tw, name, m.Unknown[name])
-			}
-		}
-		if len(m.FailedCasts) > 0 {
-			fmt.Fprintf(tw, "  failed casts:\n")
-			fmt.Fprintf(tw, "    FIELD\tCOUNT\tTYPE\tFIRST SEEN\tLAST SEEN\tSAMPLES\n")
-			for _, name := range slices.Sorted(maps.Keys(m.FailedCasts)) {
-				fs := m.FailedCasts[name]
-				summaryLine(tw, fmt.Sprintf("%s (declared %s)", name, fs.Declared), fs)
-			}
-		}
+		section(tw, "unknown fields", m.Unknown, m.OtherUnknown, func(name string, _ *FieldStats) string { return name })
+		section(tw, "failed casts", m.FailedCasts, m.OtherFailedCasts, func(name string, fs *FieldStats) string {
+			return fmt.Sprintf("%s (declared %s)", name, fs.Declared)
+		})
 	}
 	tw.Flush()
+}
+
+// section prints one section of a metric: its summaryFields most seen
+// fields (ties by name), then how many more the report file holds.
+func section(w io.Writer, title string, fields map[string]*FieldStats, other int64, label func(string, *FieldStats) string) {
+	if len(fields) == 0 && other == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  %s:\n", title)
+	fmt.Fprintf(w, "    FIELD\tCOUNT\tTYPE\tFIRST SEEN\tLAST SEEN\tSAMPLES\n")
+	names := slices.SortedFunc(maps.Keys(fields), func(a, b string) int {
+		if c := cmp.Compare(fields[b].Count, fields[a].Count); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, name := range names[:min(len(names), summaryFields)] {
+		summaryLine(w, label(name, fields[name]), fields[name])
+	}
+	if n := len(names) - summaryFields; n > 0 {
+		fmt.Fprintf(w, "    ... and %d more field(s), in the report file\n", n)
+	}
+	if other > 0 {
+		fmt.Fprintf(w, "    ... and %d observation(s) of further field names, beyond the report's %d per metric (counted only)\n", other, MaxFieldsPerMetric)
+	}
 }
 
 func summaryLine(w io.Writer, label string, fs *FieldStats) {

@@ -296,3 +296,65 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestFieldBound: a device sending a new field name per event does not
+// grow the report past MaxFieldsPerMetric names per metric: the smallest
+// names are kept with exact counts, every other observation is counted,
+// merging parts in any grouping gives the same JSON, and the summary
+// prints summaryFields lines and says how many more there are (issue 19,
+// defect 6).
+func TestFieldBound(t *testing.T) {
+	const names = 3 * MaxFieldsPerMetric
+	parts := make([]*Report, 3)
+	for p := range parts {
+		parts[p] = NewReport()
+		for i := range names {
+			if (i+p)%3 != 0 { // each part sees two thirds of the names, some twice
+				parts[p].ObserveUnknown("acme", "temp", fmt.Sprintf("f%05d", (i*7919)%names), "1", int64(i))
+			}
+		}
+	}
+	merge := func(order ...int) []byte {
+		r := NewReport()
+		for _, i := range order {
+			b, _ := json.Marshal(parts[i])
+			var c Report
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			r.Merge(&c)
+		}
+		out, _ := json.Marshal(r)
+		return out
+	}
+	a, b := merge(0, 1, 2), merge(2, 0, 1)
+	if string(a) != string(b) {
+		t.Fatal("merge order changed the bounded report")
+	}
+	var r Report
+	json.Unmarshal(a, &r)
+	m := r.Metrics[0]
+	if len(m.Unknown) != MaxFieldsPerMetric {
+		t.Fatalf("%d names kept, want %d", len(m.Unknown), MaxFieldsPerMetric)
+	}
+	var kept int64
+	for n, fs := range m.Unknown {
+		if n >= fmt.Sprintf("f%05d", MaxFieldsPerMetric) {
+			t.Fatalf("kept %s, not among the %d smallest names", n, MaxFieldsPerMetric)
+		}
+		if fs.Count != 2 { // every name is seen by two of the three parts
+			t.Fatalf("%s counted %d, want 2", n, fs.Count)
+		}
+		kept += fs.Count
+	}
+	if total := int64(2 * names); kept+m.OtherUnknown != total {
+		t.Fatalf("kept %d + other %d != %d observations", kept, m.OtherUnknown, total)
+	}
+	var sb strings.Builder
+	r.Summary(&sb)
+	lines := strings.Count(sb.String(), "\n")
+	if lines > summaryFields+8 || !strings.Contains(sb.String(), fmt.Sprintf("and %d more field(s)", MaxFieldsPerMetric-summaryFields)) ||
+		!strings.Contains(sb.String(), fmt.Sprintf("and %d observation(s) of further field names", m.OtherUnknown)) {
+		t.Fatalf("summary of %d lines:\n%s", lines, sb.String())
+	}
+}
