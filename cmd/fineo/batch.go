@@ -136,8 +136,7 @@ func runBatch(ctx context.Context, f batchFlags, out io.Writer) (metrics.Summary
 	if sum != nil {
 		end.extra = func(r *usagefile.Report) { addLakeRows(ctx, r, f.lake, end.run, days) }
 	}
-	finishJob(ctx, out, end)
-	return sum, err
+	return sum, withUsage(err, finishJob(ctx, out, end))
 }
 
 // addLakeRows fills in lake rows per tenant from the manifests this run

@@ -87,7 +87,7 @@ func runIngestFiles(ctx context.Context, files []string, f ingestFlags, out io.W
 	sum, err := runIngestJob(ctx, files, f, out)
 	if runners.Name(runners.Bounded) != "dot" {
 		end.sum, end.err = sum, err
-		finishJob(ctx, out, end)
+		err = withUsage(err, finishJob(ctx, out, end))
 	}
 	return sum, err
 }

@@ -24,13 +24,7 @@ func TestBatchLakeLock(t *testing.T) {
 	dir := t.TempDir()
 	sample := filepath.Join("..", "..", "testdata", "sample")
 	schemas := filepath.Join(sample, "schemas")
-	arch, lakeDir := filepath.Join(dir, "archive"), filepath.Join(dir, "lake")
-	if out, err := exec.Command(bin, "ingest", "--quiet", "--input", filepath.Join(sample, "raw"), "--schemas", schemas, "--archive", arch).CombinedOutput(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 3 { // the sample holds bad records: exit 3
-			t.Fatalf("ingest: %v\n%s", err, out)
-		}
-	}
+	arch, lakeDir := ingestSampleArchive(t, bin, dir), filepath.Join(dir, "lake")
 	st, err := blob.Open(ctx, lakeDir)
 	if err != nil {
 		t.Fatal(err)
@@ -70,5 +64,46 @@ func TestBatchLakeLock(t *testing.T) {
 	}
 	if objs, _ := st.List(ctx, "tenant="); len(objs) == 0 {
 		t.Fatal("the batch after release wrote nothing")
+	}
+}
+
+// ingestSampleArchive ingests the sample with the binary into dir/archive.
+func ingestSampleArchive(t *testing.T, bin, dir string) string {
+	t.Helper()
+	sample := filepath.Join("..", "..", "testdata", "sample")
+	arch := filepath.Join(dir, "archive")
+	if out, err := exec.Command(bin, "ingest", "--quiet", "--input", filepath.Join(sample, "raw"), "--schemas", filepath.Join(sample, "schemas"), "--archive", arch).CombinedOutput(); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	return arch
+}
+
+// TestUsageFileNotWritten: a batch that built its lake but could not write
+// its usage file (what tenants are billed from) exits 1 with one line
+// saying so (issue 19, defect 9).
+func TestUsageFileNotWritten(t *testing.T) {
+	bin := fineoBinary(t)
+	dir := t.TempDir()
+	arch := ingestSampleArchive(t, bin, dir)
+	usageDir := filepath.Join(arch, "_usage")
+	if err := os.RemoveAll(usageDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(usageDir, nil, 0o644); err != nil { // a file where the folder goes
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "batch", "--quiet", "--archive", arch, "--lake", filepath.Join(dir, "lake"), "--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"))
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("batch without a usage file: %v, want exit 1\n%s%s", err, o.String(), e.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(e.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "usage file not written") {
+		t.Fatalf("stderr = %q, want one line saying the usage file was not written", e.String())
+	}
+	if !strings.Contains(o.String(), "lake_rows") {
+		t.Fatalf("the lake was not built:\n%s", o.String())
 	}
 }

@@ -337,8 +337,10 @@ func usageReport(e jobEnd) *usagefile.Report {
 }
 
 // finishJob writes and prints the per-tenant usage and sends the alert.
-// Neither changes the job's exit code: failures are logged (redacted).
-func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
+// A usage file that could not be written is returned (the caller fails a
+// job that otherwise succeeded: usage is what tenants are billed from); a
+// failed alert is only logged (redacted).
+func finishJob(ctx context.Context, out io.Writer, e jobEnd) (usageErr error) {
 	r := usageReport(e)
 	var ee *exitError
 	customer := e.sum[metrics.CustomerWritten]
@@ -358,7 +360,7 @@ func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
 		r.Print(out, e.order)
 		loc, err := usagefile.Write(ctx, e.archive, r)
 		if err != nil {
-			slog.Error("usage file not written", "job", e.job, "run", e.run, "err", redact.Error(err))
+			usageErr = fmt.Errorf("usage file not written: %s", redact.String(err.Error()))
 			fmt.Fprintf(out, "usage: NOT written: %s\n", redact.String(err.Error()))
 		} else {
 			usageURL = redact.URL(loc)
@@ -394,6 +396,16 @@ func finishJob(ctx context.Context, out io.Writer, e jobEnd) {
 	if errs := notifySender.Send(nctx, e.notify, n); len(errs) > 0 {
 		fmt.Fprintf(os.Stderr, "fineo %s: %d notification(s) failed (the job's result is unchanged): %s\n", e.job, len(errs), redact.String(errors.Join(errs...).Error()))
 	}
+	return usageErr
+}
+
+// withUsage is the job's error, or, for a job that succeeded, the usage
+// file's failure.
+func withUsage(err, usageErr error) error {
+	if err == nil {
+		return usageErr
+	}
+	return err
 }
 
 // notifySender sends --notify alerts; tests may shorten its backoff.
