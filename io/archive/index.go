@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,12 @@ import (
 // Files written before the index (and by other tools) have none; they are
 // still read, whole (see PlanFile).
 const IndexKey = "fineo.index"
+
+// ErrCorrupt is wrapped by PlanFile's and ReadRange's errors when the
+// bytes were read but are not a valid staged file or range: damage that a
+// retry cannot mend. Any other error is the store's (a timeout,
+// throttling) and worth retrying.
+var ErrCorrupt = errors.New("corrupt staged data")
 
 // Group is one (tenant, metric) run of records: a sub-block of a Block, or
 // a byte range of a staged file.
@@ -71,6 +78,10 @@ func subBlocks(b Block, out []subBlock) ([]subBlock, error) {
 		for _, g := range b.Groups {
 			if g.Len > int64(len(data)) {
 				return out, errors.New("archive: block groups exceed its data")
+			}
+			if g.Count == 0 {
+				data = data[g.Len:]
+				continue // the writer skips empty blocks: so does the index
 			}
 			out = append(out, subBlock{tenant: g.Tenant, metric: g.Metric, count: g.Count, plain: g.Plain, data: data[:g.Len]})
 			data = data[g.Len:]
@@ -171,7 +182,7 @@ type Range struct {
 	File           string // path under the archive root
 	Tenant, Metric string // staged tenant and metric
 	Off, Len       int64  // absolute byte range; Len 0: the whole file
-	Sync           string // the file's sync marker (ranges only)
+	Sync           string // the file's sync marker, hex (ranges only): a runner's coder keeps text intact
 	Count, Plain   int64  // records and their plain bytes (estimates for whole files)
 	Filter         bool
 }
@@ -203,7 +214,7 @@ func PlanFile(ctx context.Context, st blob.Store, file string, size int64) ([]Ra
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, file, err)
 		}
 		raw, ok := h.meta[IndexKey]
 		if !ok || h.schema != StagedSchema {
@@ -211,12 +222,12 @@ func PlanFile(ctx context.Context, st blob.Store, file string, size int64) ([]Ra
 		}
 		var idx fileIndex
 		if err := json.Unmarshal(raw, &idx); err != nil || idx.V != 1 {
-			return nil, fmt.Errorf("archive: %s: bad %s: %v", file, IndexKey, err)
+			return nil, fmt.Errorf("%w: %s: bad %s: %v", ErrCorrupt, file, IndexKey, err)
 		}
 		out := make([]Range, 0, len(idx.Groups))
 		for _, g := range idx.Groups {
 			out = append(out, Range{File: file, Tenant: g.Tenant, Metric: g.Metric, Off: int64(h.size) + g.Off, Len: g.Len,
-				Sync: string(h.sync), Count: g.Count, Plain: g.Plain})
+				Sync: hex.EncodeToString(h.sync), Count: g.Count, Plain: g.Plain})
 		}
 		return out, nil
 	}
@@ -241,7 +252,7 @@ func planWhole(ctx context.Context, st blob.Store, file string) ([]Range, error)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, file, err)
 	}
 	for i := range out {
 		out[i].Plain = int64(len(data)) // at most: the whole file is read for each
@@ -261,41 +272,59 @@ func ReadRange(ctx context.Context, st blob.Store, r Range, fn func(*Staged) err
 		if err != nil {
 			return err
 		}
-		return ReadStagedHeads(data, func(s *Staged) error {
+		var fnErr error
+		err = ReadStagedHeads(data, func(s *Staged) error {
 			if r.Filter && (s.Tenant != r.Tenant || s.Metric != r.Metric) {
 				return nil
 			}
-			return fn(s)
+			fnErr = fn(s)
+			return fnErr
 		})
+		switch {
+		case fnErr != nil:
+			return fnErr // the caller's, as it is
+		case err != nil:
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, r.File, err)
+		}
+		return nil
 	}
 	data, err := st.ReadRange(ctx, r.File, r.Off, r.Len)
 	if err != nil {
 		return err
 	}
 	if int64(len(data)) != r.Len {
-		return fmt.Errorf("archive: %s: range %d+%d: file ends after %d bytes", r.File, r.Off, r.Len, len(data))
+		return fmt.Errorf("%w: %s: range %d+%d: file ends after %d bytes", ErrCorrupt, r.File, r.Off, r.Len, len(data))
+	}
+	sync, err := hex.DecodeString(r.Sync)
+	if err != nil || len(sync) != 16 {
+		return fmt.Errorf("%w: %s: bad sync marker %q in the range", ErrCorrupt, r.File, r.Sync)
 	}
 	var slab []Staged
 	d := decoder{b: data}
 	for len(d.b) > 0 {
 		count := d.long()
 		block := d.bytes()
-		if d.err != nil || count < 0 || len(d.b) < 16 || string(d.b[:16]) != r.Sync {
-			return fmt.Errorf("archive: %s: corrupt Avro block in range %d+%d", r.File, r.Off, r.Len)
+		if d.err != nil || count < 0 || len(d.b) < 16 || !bytes.Equal(d.b[:16], sync) {
+			return fmt.Errorf("%w: %s: Avro block in range %d+%d", ErrCorrupt, r.File, r.Off, r.Len)
 		}
 		d.b = d.b[16:]
 		plain, err := decompress("snappy", block, nil)
 		if err != nil {
-			return fmt.Errorf("archive: %s: %w", r.File, err)
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, r.File, err)
 		}
+		var fnErr error
 		err = decodeHeads(plain, count, &slab, func(s *Staged) error {
 			if s.Tenant != r.Tenant || s.Metric != r.Metric {
 				return fmt.Errorf("archive: %s: record of %s/%s in the range of %s/%s", r.File, s.Tenant, s.Metric, r.Tenant, r.Metric)
 			}
-			return fn(s)
+			fnErr = fn(s)
+			return fnErr
 		})
 		if err != nil {
-			return err
+			if fnErr != nil {
+				return fnErr // the caller's, as it is
+			}
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, r.File, err)
 		}
 	}
 	return nil

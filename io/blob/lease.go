@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,14 @@ func (l *Lease) put(ctx context.Context, match string) error {
 		return err
 	}
 	tag, err := PutIf(ctx, l.st, l.path, b, match)
+	if errors.Is(err, ErrPrecondition) {
+		// The SDK retries a PUT whose answer was lost: if the first try
+		// landed, the retry fails its own precondition. The file holding
+		// exactly this record (its expiry to the nanosecond) is ours.
+		if cur, curTag, rerr := ReadTag(ctx, l.st, l.path); rerr == nil && bytes.Equal(cur, b) {
+			tag, err = curTag, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -113,7 +122,11 @@ func (l *Lease) Keep(ctx context.Context, lost func(error)) {
 			return
 		case <-t.C:
 		}
-		err := l.Renew(ctx)
+		// Each renewal must end before the lease would: a hung request
+		// must not keep the holder writing past its expiry.
+		rctx, cancel := context.WithDeadline(ctx, last.Add(l.ttl))
+		err := l.Renew(rctx)
+		cancel()
 		if err == nil {
 			last = time.Now()
 			continue
@@ -146,9 +159,19 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	l.owned = false
-	_, tag, err := ReadTag(ctx, l.st, l.path)
-	if err != nil || tag != l.tag {
-		return err // gone, or taken over: nothing of ours to delete
+	data, _, err := ReadTag(ctx, l.st, l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Ours if it names this holder and its time of taking: a renewal
+	// interrupted after it landed leaves a newer version than l.tag that
+	// is still this lease, and must not keep the lake locked.
+	var cur LeaseRecord
+	if json.Unmarshal(data, &cur) != nil || cur.Owner != l.rec.Owner || !cur.Acquired.Equal(l.rec.Acquired) {
+		return nil // taken over: nothing of ours to delete
 	}
 	return l.st.Delete(ctx, l.path)
 }

@@ -158,8 +158,8 @@ func (f *planFn) FinishBundle(ctx context.Context, emit func(string, archive.Ran
 
 func (f *planFn) emit(ctx context.Context, r planResult, emit func(string, archive.Range), emitErr func(string, archive.Block)) error {
 	if r.err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if !unreadable(r.err) {
+			return fmt.Errorf("planning %s: %w", f.store.URL(r.file.Path), r.err) // the runner retries
 		}
 		metrics.Counter(UnreadableFiles).Inc(ctx, 1)
 		metrics.Counter(metrics.ProcessingErrors).Inc(ctx, 1)

@@ -2,7 +2,9 @@ package lakebuild
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fineo-io/ingest/io/archive"
@@ -95,5 +97,39 @@ func TestBuildPartitionBadRange(t *testing.T) {
 				t.Fatalf("%d buckets: split %v, want %v", res.Partition.Buckets, res.Partition.Buckets > 1, tc.split)
 			}
 		})
+	}
+}
+
+// flakyStore fails every ranged read as a store would under throttling.
+type flakyStore struct{ blob.Store }
+
+func (flakyStore) ReadRange(context.Context, string, int64, int64) ([]byte, error) {
+	return nil, errors.New("SlowDown: please reduce your request rate")
+}
+
+// TestBuildPartitionStoreError: a store error (not damage) fails the
+// partition, so the runner retries it, instead of rebuilding it without
+// the range's rows as a read_failed error would.
+func TestBuildPartitionStoreError(t *testing.T) {
+	ctx := context.Background()
+	st, _ := blob.NewLocalStore(t.TempDir())
+	ev := &records.Event{ID: "a", Tenant: "acme", Metric: "temp", MetricAlias: "temp", Timestamp: 1}
+	if err := archive.WriteStagedFile(ctx, st, "staged/date=1970-01-01/a.avro", []archive.Block{stagedBlock(t, []*records.Event{ev})}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := archive.PlanFile(ctx, st, "staged/date=1970-01-01/a.avro", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binder, _ := stage1.NewBinder([]*schema.Tenant{{Tenant: "acme", Metrics: []schema.Metric{{Name: "temp", Fields: []schema.Field{{Name: "celsius", Type: "double"}}}}}})
+	lakeStore, _ := blob.NewLocalStore(t.TempDir())
+	for _, budget := range []int64{1 << 30, 1} {
+		_, err = BuildPartition(ctx, Config{Lake: lakeStore, Binder: binder, Budget: budget, TempDir: t.TempDir()}, flakyStore{st}, Unit{Date: "1970-01-01", Tenant: "acme", Metric: "temp"}, rs)
+		if err == nil || !strings.Contains(err.Error(), "SlowDown") {
+			t.Fatalf("budget %d: %v, want the store's error", budget, err)
+		}
+	}
+	if objs, _ := lakeStore.List(ctx, ""); len(objs) != 0 {
+		t.Fatalf("a failed partition wrote %v", objs)
 	}
 }

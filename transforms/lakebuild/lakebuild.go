@@ -25,12 +25,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"math/bits"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -252,8 +254,8 @@ func (b *builder) readRange(ctx context.Context, r archive.Range, heads []*archi
 		return nil
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if !unreadable(err) {
+			return nil, err // the store's (a timeout, throttling): the runner retries the partition
 		}
 		clear(heads[n:])
 		b.res.FileErrors = append(b.res.FileErrors, FileError{File: b.store.URL(r.File), Events: r.Count, Err: err})
@@ -286,6 +288,16 @@ func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets i
 		return fmt.Errorf("lakebuild: spill directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	// A lock held while the build runs tells RemoveSpills the directory is
+	// in use, however old it is.
+	lock, err := os.Create(dir + "/" + spillLock)
+	if err != nil {
+		return fmt.Errorf("lakebuild: spill lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lakebuild: spill lock: %w", err)
+	}
 	sp := make([]spillFile, buckets)
 	defer func() {
 		for i := range sp {
@@ -317,8 +329,8 @@ func (b *builder) spilled(ctx context.Context, ranges []archive.Range, buckets i
 			b.res.Read += n
 			continue
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if !unreadable(rerr) {
+			return rerr // the store's or the spill's: the runner retries the partition
 		}
 		for i := range sp {
 			if err := sp[i].rollback(); err != nil {
@@ -418,6 +430,9 @@ func RemoveSpills(dir string, olderThan time.Duration) (int, error) {
 		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < olderThan {
 			continue
 		}
+		if inUse(dir + "/" + e.Name()) {
+			continue // a long build at work
+		}
 		if err := os.RemoveAll(dir + "/" + e.Name()); err != nil {
 			errs = append(errs, err)
 			continue
@@ -425,6 +440,31 @@ func RemoveSpills(dir string, olderThan time.Duration) (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// unreadable says whether a range's read error is damage to leave out of
+// the partition (corrupt data, a file gone) as a read_failed error. Any
+// other error fails the partition, so the runner retries it rather than
+// rebuilding the partition without the range's rows.
+func unreadable(err error) bool {
+	return errors.Is(err, archive.ErrCorrupt) || errors.Is(err, fs.ErrNotExist)
+}
+
+// spillLock is the file a spill directory's build holds locked.
+const spillLock = ".lock"
+
+// inUse says whether a build holds the spill directory's lock.
+func inUse(dir string) bool {
+	f, err := os.Open(dir + "/" + spillLock)
+	if err != nil {
+		return false // no lock file: a directory of a build that died before taking it
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 // bucketOf is the bucket of an event id: FNV-1a, so every run and every

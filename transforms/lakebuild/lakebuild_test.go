@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,11 +56,23 @@ func TestRemoveSpills(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An old directory whose build still holds its lock stays too.
+	busy := dir + "/" + spillPrefix + "3"
+	os.MkdirAll(busy, 0o755)
+	lock, err := os.Create(busy + "/" + spillLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(busy, past, past)
 	n, err := RemoveSpills(dir, time.Hour)
 	if err != nil || n != 1 {
 		t.Fatalf("RemoveSpills = %d, %v; want 1", n, err)
 	}
-	for d, want := range map[string]bool{old: false, young: true, other: true} {
+	for d, want := range map[string]bool{old: false, young: true, other: true, busy: true} {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s exists: %v, want %v", d, err == nil, want)
 		}
