@@ -54,13 +54,21 @@ func mustCodec(s string) *goavro.Codec {
 	return c
 }
 
-// eventFromNative converts a decoded Avro record back into an Event.
-func eventFromNative(n any) (*records.Event, error) {
+// eventFromNative converts a decoded Avro record back into an Event. A
+// record of another shape (a file of another schema, or a damaged one:
+// FuzzStagedIndex found a nil where a string goes) is an error, never a
+// panic: the type assertions below are the shape check.
+func eventFromNative(n any) (ev *records.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ev, err = nil, fmt.Errorf("archive: staged record of an unexpected shape: %v", r)
+		}
+	}()
 	m, ok := n.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("archive: staged record is %T", n)
 	}
-	ev := &records.Event{
+	ev = &records.Event{
 		ID:            m["event_id"].(string),
 		Tenant:        m["tenant"].(string),
 		Metric:        m["metric"].(string),

@@ -226,6 +226,9 @@ func PlanFile(ctx context.Context, st blob.Store, file string, size int64) ([]Ra
 		}
 		out := make([]Range, 0, len(idx.Groups))
 		for _, g := range idx.Groups {
+			if g.Off < 0 || g.Len <= 0 || g.Count < 0 || g.Plain < 0 || (size > 0 && int64(h.size)+g.Off+g.Len > size) {
+				return nil, fmt.Errorf("%w: %s: index group %s/%s at %d+%d is outside the file", ErrCorrupt, file, g.Tenant, g.Metric, g.Off, g.Len)
+			}
 			out = append(out, Range{File: file, Tenant: g.Tenant, Metric: g.Metric, Off: int64(h.size) + g.Off, Len: g.Len,
 				Sync: hex.EncodeToString(h.sync), Count: g.Count, Plain: g.Plain})
 		}

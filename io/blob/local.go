@@ -163,8 +163,14 @@ func (s *LocalStore) ReadRange(ctx context.Context, p string, off, n int64) ([]b
 		return nil, err
 	}
 	defer rc.Close()
+	f := rc.(*os.File)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("blob: read %s: %w", s.URL(p), err)
+	}
+	n = max(0, min(n, fi.Size()-off)) // not past the end: n may come from a file's own (untrusted) index
 	b := make([]byte, n)
-	m, err := rc.(*os.File).ReadAt(b, off)
+	m, err := f.ReadAt(b, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("blob: read %s: %w", s.URL(p), err)
 	}
