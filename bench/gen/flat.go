@@ -2,15 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // flatConfig is the -flat mode: real flights (flights-3m.parquet) as small
@@ -112,15 +109,5 @@ func writeFlatSchema(dir, tenant string) error {
 		{Name: "device", Type: "string"},
 		{Name: "seq", Type: "long"},
 	}}}}
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# Tenant schema for %q, written by bench/gen -flat (do not edit: regenerate).\n", tenant)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(t); err != nil {
-		return err
-	}
-	if err := enc.Close(); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, tenant+".yaml"), buf.Bytes(), 0o644)
+	return writeSchema(dir, t, "bench/gen -flat")
 }

@@ -615,19 +615,24 @@ func run(c config) (*Expected, error) {
 
 func writeSchemas(dir string) error {
 	for _, t := range tenants {
-		var buf bytes.Buffer
-		fmt.Fprintf(&buf, "# Tenant schema for %q, written by bench/gen (do not edit: regenerate).\n", t.Tenant)
-		enc := yaml.NewEncoder(&buf)
-		enc.SetIndent(2)
-		if err := enc.Encode(t); err != nil {
-			return err
-		}
-		if err := enc.Close(); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, t.Tenant+".yaml"), buf.Bytes(), 0o644); err != nil {
+		if err := writeSchema(dir, t, "bench/gen"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeSchema writes one tenant's schema file, headed by who wrote it.
+func writeSchema(dir string, t tenantDef, by string) error {
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Tenant schema for %q, written by %s (do not edit: regenerate).\n", t.Tenant, by)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(t); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, t.Tenant+".yaml"), buf.Bytes(), 0o644)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -71,14 +70,11 @@ func runB7(rate int, d time.Duration, rawShards, keyWCU, samples, jobConc int, t
 		return err
 	}
 	every := max(1, n/samples)
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(profile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	cpus := []cpuMeter{{"this process (job, producer, proxies, sampler)", procCPU("self")}, {"kinesalite", standinCPU("kinesalite")}, {"dynalite", standinCPU("dynalite")}}
 	cpu0 := readCPU(cpus)
 	first := time.Now()

@@ -205,14 +205,11 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	}
 	fmt.Printf("  dynamodb stand-in, bare BatchWriteItem loop: %8.0f items/s%s\n", write1.rate, write1.cpu)
 
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(profile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	every := max(1, n/samples)
 
 	// The pipeline: raw stream → stage 1 → nearline table, while a producer
@@ -799,4 +796,20 @@ func cpuUse(ms []cpuMeter, before, after []time.Duration, wall time.Duration, n 
 	}
 	return fmt.Sprintf("%s; together %.0f%% of %d cores (the CPUs this process may use)", strings.Join(parts, ", "),
 		100*total.Seconds()/wall.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU())
+}
+
+// startProfile starts a CPU profile into path ("" for none); stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -485,27 +485,19 @@ func ReadStagedFile(data []byte, fn func(*records.Event) error) error {
 // holds or changes (fn may keep views into it); without, the blocks share
 // one reused buffer.
 func readOCF(data []byte, schema string, owned bool, fn func(count int64, block []byte) error) (bool, error) {
-	d := decoder{b: data}
-	if len(data) < 4 || string(data[:4]) != "Obj\x01" {
-		return false, errors.New("archive: not an Avro container (bad magic)")
-	}
-	d.b = d.b[4:]
-	meta := map[string][]byte{}
-	for n := d.mapBlock(); n > 0 && d.err == nil; n = d.mapBlock() {
-		for ; n > 0 && d.err == nil; n-- {
-			k := d.string()
-			meta[k] = d.bytes()
-		}
-	}
-	if d.err != nil || len(d.b) < 16 {
+	h, err := parseHeader(data)
+	if errors.Is(err, errShortHeader) {
 		return false, fmt.Errorf("archive: not an Avro container: bad header")
 	}
-	if string(meta["avro.schema"]) != schema {
+	if err != nil {
+		return false, err
+	}
+	if h.schema != schema {
 		return false, nil
 	}
-	codec := string(meta["avro.codec"])
-	sync := d.b[:16]
-	d.b = d.b[16:]
+	codec := string(h.meta["avro.codec"])
+	sync := h.sync
+	d := decoder{b: data[h.size:]}
 	var buf []byte
 	for len(d.b) > 0 {
 		count := d.long()
