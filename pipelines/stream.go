@@ -38,6 +38,12 @@ type StreamConfig struct {
 	Window time.Duration // archive window; default 1 minute
 	// CheckpointTable and Consumer name the durable checkpoint table.
 	CheckpointTable, Consumer string
+	// LeaseOwner names this job among the jobs that share the stream's
+	// shards by leases in the checkpoint table (kinesisio.Leaser); ""
+	// reads every shard without leases. LeaseDuration: see
+	// kinesisio.DefaultLeaseDuration.
+	LeaseOwner    string
+	LeaseDuration time.Duration
 	// Notify: alert targets, one alert per shard and window with errors.
 	Notify []string
 	Items  dynamodbio.ItemOptions
@@ -105,6 +111,7 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 	// Parents before children, decided by the checkpoint table: the same
 	// table and consumer the commit writes.
 	rc.CheckpointTable, rc.Consumer = cfg.CheckpointTable, cfg.Consumer
+	rc.LeaseOwner, rc.LeaseDuration = cfg.LeaseOwner, cfg.LeaseDuration
 	pages := kinesisio.Read(s, rc)
 	var results beam.PCollection
 	switch cfg.Stages {
@@ -119,7 +126,7 @@ func Stream(s beam.Scope, cfg StreamConfig) {
 		results = streaming.Stage1Pages(s, sc, pages)
 	}
 	streaming.Commit(s, streaming.CommitConfig{Archive: cfg.Archive, Window: cfg.Window,
-		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer, Notify: cfg.Notify, Job: "stream"}, results)
+		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer, LeaseOwner: cfg.LeaseOwner, Notify: cfg.Notify, Job: "stream"}, results)
 }
 
 // StreamConservation returns the equations the counters of a streaming run

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +36,7 @@ type streamFlags struct {
 	notify                                           notifyFlag
 	metricsListen                                    string
 	progress, schemaRefresh                          time.Duration
+	leaseDuration                                    time.Duration
 }
 
 const streamHelp = `Runs the streaming job until stopped (SIGINT/SIGTERM: a clean stop, exit 0):
@@ -47,6 +50,8 @@ Every stage is archived in windows (--window): the raw records byte for byte
 (raw/), the staged events (staged/), customer and processing errors (errors/).
 Per shard, the checkpoint table records how far everything is committed; a
 restarted job resumes after it, so a job killed at any moment loses nothing.
+Start more instances with the same flags to share the shards (leases in the
+checkpoint table, --lease-duration).
 `
 
 func cmdStream(ctx context.Context, args []string) error {
@@ -62,7 +67,8 @@ func cmdStream(ctx context.Context, args []string) error {
 		fs.StringVar(&f.stages, "stages", pipelines.StagesAll, "which stages to run: all, 1 or 2")
 		fs.StringVar(&f.start, "start", "trim_horizon", "where shards without a checkpoint start: trim_horizon, latest or an RFC 3339 time")
 		fs.StringVar(&f.checkpointTable, "checkpoint-table", "", "DynamoDB checkpoint table, created if missing (default: <table>-checkpoints, or <staged-stream>-checkpoints for --stages 1)")
-		fs.StringVar(&f.consumer, "consumer", "fineo-stream", "this job's name in the checkpoint table (two jobs reading one stream need two names)")
+		fs.StringVar(&f.consumer, "consumer", "fineo-stream", "this job's name in the checkpoint table: instances with the same --consumer share the stream's shards; two jobs that each read the whole stream need two names")
+		fs.DurationVar(&f.leaseDuration, "lease-duration", kinesisio.DefaultLeaseDuration, "shard leases: instances with the same --consumer and --checkpoint-table share the shards, and a dead instance's shards are taken over this long after its last renewal (0: no leases; this instance reads every shard)")
 		fs.DurationVar(&f.window, "window", streaming.DefaultWindow, "archive window: one file per partition and shard per window")
 		fs.DurationVar(&f.stopAfterIdle, "stop-after-idle", 0, "stop once no shard had a record for this long (bounded replays, tests); 0 = run until stopped")
 		fs.DurationVar(&f.poll, "poll", 200*time.Millisecond, "wait after an empty GetRecords page, and least time between two calls of a shard (5/s/shard is the service's limit)")
@@ -128,6 +134,12 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 	if f.schemaRefresh < time.Second {
 		return cfg, usageError(errors.New("--schema-refresh must be at least 1s"))
 	}
+	if f.leaseDuration < 0 || f.leaseDuration > 0 && f.leaseDuration < 3*time.Second {
+		return cfg, usageError(errors.New("--lease-duration must be 0 (no leases) or at least 3s"))
+	}
+	if f.leaseDuration > 0 {
+		cfg.LeaseOwner, cfg.LeaseDuration = leaseOwner(), f.leaseDuration
+	}
 	if f.consumer == "" || strings.ContainsAny(f.consumer, "/") {
 		return cfg, usageError(errors.New("--consumer must be a non-empty name without '/'"))
 	}
@@ -154,6 +166,18 @@ func (f streamFlags) config(ctx context.Context) (pipelines.StreamConfig, error)
 		}
 	}
 	return cfg, nil
+}
+
+// leaseOwner names this instance in the lease table: host, process id and
+// random digits (unique however instances are started).
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "host"
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
 // parseStart parses --start.
@@ -208,13 +232,18 @@ func runStream(ctx context.Context, cfg pipelines.StreamConfig, createTable bool
 
 	p, s := beam.NewPipelineWithRoot()
 	pipelines.Stream(s, cfg)
-	fmt.Fprintf(out, "fineo stream: %s → stages %s → %s; archive %s; checkpoints %s (%d shard(s) resumed); runner %s\n",
+	fmt.Fprintf(out, "fineo stream: %s → stages %s → %s; archive %s; checkpoints %s (%d shard(s) resumed); %s; runner %s\n",
 		cfg.SourceStream(), orAll(cfg.Stages, pipelines.StagesAll), streamSinks(cfg), redact.URL(cfg.Archive),
-		cfg.CheckpointTable, len(cfg.Read.Resume), runners.Name(runners.Unbounded))
+		cfg.CheckpointTable, len(cfg.Read.Resume), leaseLine(cfg), runners.Name(runners.Unbounded))
 	slog.Info("stream started", "stream", cfg.SourceStream(), "resumed_shards", len(cfg.Read.Resume))
 	start := time.Now()
 	counters := runners.CountersOf(runners.Unbounded)
 	pr, err := runners.RunUntil(ctx, runners.Unbounded, p, stop)
+	if cfg.LeaseOwner != "" {
+		// Free this instance's leases at once: the others take its shards
+		// without waiting for them to lapse.
+		kinesisio.StopLeases(ctx, cfg.LeaseOwner)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline failed: %w", err)
 	}
@@ -283,6 +312,13 @@ func startWatch(ctx context.Context, f streamFlags, end jobEnd, window time.Dura
 			srv.Close()
 		}
 	}, nil
+}
+
+func leaseLine(cfg pipelines.StreamConfig) string {
+	if cfg.LeaseOwner == "" {
+		return "no leases"
+	}
+	return fmt.Sprintf("shards shared by leases as %s (%s)", cfg.LeaseOwner, cfg.LeaseDuration)
 }
 
 func streamSinks(cfg pipelines.StreamConfig) string {

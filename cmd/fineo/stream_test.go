@@ -109,7 +109,8 @@ func TestStreamKillRestart(t *testing.T) {
 
 	args := []string{"stream", "--raw-stream", raw, "--table", table, "--archive", archiveDir,
 		"--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"),
-		"--window", "2s", "--poll", "100ms", "--discover", "1s", "--log-level", "warn", "--create-table"}
+		"--window", "2s", "--poll", "100ms", "--discover", "1s", "--log-level", "warn", "--create-table",
+		"--lease-duration", "3s"} // the killed run's leases lapse in 3s
 	start := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
 		cmd := exec.Command(bin, append(append([]string{}, args...), extra...)...)
 		var out bytes.Buffer

@@ -16,8 +16,14 @@ import (
 )
 
 // CheckpointAPI is the part of the DynamoDB client the checkpoint table
-// uses: the nearline table's API. *dynamodb.Client implements it.
-type CheckpointAPI = API
+// uses: checkpoints, shard leases and worker heartbeats.
+// *dynamodb.Client implements it.
+type CheckpointAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
 
 var _ CheckpointAPI = (*dynamodb.Client)(nil)
 
@@ -56,10 +62,17 @@ const (
 // One table serves many jobs and streams: the partition key is
 // "<consumer>/<stream>", the sort key the shard id. Consumer names a job
 // (two jobs reading one stream keep separate checkpoints).
+//
+// The same item is the shard's lease (lease.go): with Owner set, a commit
+// is written only while the item names Owner as the lease's holder, so an
+// instance that lost a shard's lease can never move its checkpoint
+// (ErrLeaseLost; the shard's new holder reads those records again).
 type Checkpoints struct {
 	API      CheckpointAPI
 	Table    string
 	Consumer string
+	// Owner, when set, is the lease holder this process commits as.
+	Owner string
 }
 
 // EnsureCheckpointTable creates the checkpoint table if it does not exist
@@ -75,30 +88,17 @@ func (c *Checkpoints) pk(stream string) string { return c.Consumer + "/" + strea
 // Load returns the committed sequence number of every shard of stream that
 // has one: what to pass as kinesisio.ReadConfig.Resume.
 func (c *Checkpoints) Load(ctx context.Context, stream string) (map[string]string, error) {
+	leases, _, err := c.Leases(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(c.Table),
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": AttrPK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: c.pk(stream)}},
-		ConsistentRead:            aws.Bool(true),
+	for _, l := range leases {
+		if l.Checkpoint != "" {
+			out[l.Shard] = l.Checkpoint
+		}
 	}
-	for {
-		res, err := c.API.Query(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("dynamodbio: loading checkpoints of %s from %s: %w", stream, c.Table, err)
-		}
-		for _, it := range res.Items {
-			cp := decodeCheckpoint(it)
-			if cp.shard != "" && cp.seq != startKey {
-				out[cp.shard] = cp.seq
-			}
-		}
-		if len(res.LastEvaluatedKey) == 0 {
-			return out, nil
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
-	}
+	return out, nil
 }
 
 // Ended reports whether stream/shard is closed and every record of it,
@@ -149,6 +149,9 @@ func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last str
 			continue
 		}
 		cp := decodeCheckpoint(res.Item)
+		if c.Owner != "" && cp.owner != c.Owner {
+			return "", fmt.Errorf("dynamodbio: checkpoint %s/%s: %w (held by %q)", stream, shard, ErrLeaseLost, cp.owner)
+		}
 		if cp.seq == "" {
 			cp.seq = startKey
 		}
@@ -159,33 +162,7 @@ func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last str
 		if !changed {
 			return cp.committed(), nil // nothing new: a range committed before
 		}
-		item := map[string]types.AttributeValue{
-			AttrPK:      key[AttrPK],
-			AttrSK:      key[AttrSK],
-			attrSeq:     &types.AttributeValueMemberS{Value: cp.seq},
-			attrVersion: &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version+1, 10)},
-			attrUpdated: &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339Nano)},
-		}
-		if cp.end != "" {
-			item[attrEnd] = &types.AttributeValueMemberS{Value: cp.end}
-		}
-		if len(cp.pending) > 0 {
-			m := make(map[string]types.AttributeValue, len(cp.pending))
-			for a, l := range cp.pending {
-				m[a] = &types.AttributeValueMemberS{Value: l}
-			}
-			item[attrPending] = &types.AttributeValueMemberM{Value: m}
-		}
-		put := &dynamodb.PutItemInput{TableName: aws.String(c.Table), Item: item}
-		if res.Item == nil {
-			put.ConditionExpression = aws.String("attribute_not_exists(#pk)")
-			put.ExpressionAttributeNames = map[string]string{"#pk": AttrPK}
-		} else {
-			put.ConditionExpression = aws.String("#v = :v")
-			put.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
-			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version, 10)}}
-		}
-		_, err = c.API.PutItem(ctx, put)
+		_, err = c.API.UpdateItem(ctx, c.commitUpdate(key, cp, res.Item == nil))
 		if err == nil {
 			return cp.committed(), nil
 		}
@@ -199,6 +176,51 @@ func (c *Checkpoints) Commit(ctx context.Context, stream, shard, after, last str
 	}
 }
 
+// commitUpdate writes cp's checkpoint attributes, leaving the lease's
+// alone, if the item is still at the version read (and, with an Owner,
+// still held by it).
+func (c *Checkpoints) commitUpdate(key map[string]types.AttributeValue, cp checkpoint, missing bool) *dynamodb.UpdateItemInput {
+	names := map[string]string{"#seq": attrSeq, "#v": attrVersion, "#u": attrUpdated, "#p": attrPending}
+	values := map[string]types.AttributeValue{
+		":seq": &types.AttributeValueMemberS{Value: cp.seq},
+		":nv":  &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version+1, 10)},
+		":u":   &types.AttributeValueMemberS{Value: time.Now().UTC().Format(time.RFC3339Nano)},
+	}
+	set := "SET #seq = :seq, #v = :nv, #u = :u"
+	if cp.end != "" {
+		names["#end"] = attrEnd
+		values[":end"] = &types.AttributeValueMemberS{Value: cp.end}
+		set += ", #end = :end"
+	}
+	update := set + " REMOVE #p"
+	if len(cp.pending) > 0 {
+		m := make(map[string]types.AttributeValue, len(cp.pending))
+		for a, l := range cp.pending {
+			m[a] = &types.AttributeValueMemberS{Value: l}
+		}
+		values[":p"] = &types.AttributeValueMemberM{Value: m}
+		update = set + ", #p = :p"
+	}
+	var cond string
+	switch {
+	case missing:
+		names["#pk"] = AttrPK
+		cond = "attribute_not_exists(#pk)"
+	case cp.version == 0: // a lease taken before any commit
+		cond = "attribute_not_exists(#v)"
+	default:
+		values[":v"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(cp.version, 10)}
+		cond = "#v = :v"
+	}
+	if c.Owner != "" {
+		names["#o"] = attrOwner
+		values[":o"] = &types.AttributeValueMemberS{Value: c.Owner}
+		cond += " AND #o = :o"
+	}
+	return &dynamodb.UpdateItemInput{TableName: aws.String(c.Table), Key: key, UpdateExpression: aws.String(update),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}
+}
+
 // checkpoint is one shard's checkpoint item.
 type checkpoint struct {
 	shard   string
@@ -206,6 +228,7 @@ type checkpoint struct {
 	version int64
 	pending map[string]string
 	end     string // the closed shard's last sequence number (startKey: it had none), once read to it
+	lease
 }
 
 // ended reports whether the shard is closed and committed to its end.
@@ -225,6 +248,7 @@ func decodeCheckpoint(item map[string]types.AttributeValue) checkpoint {
 	if v, ok := item[attrEnd].(*types.AttributeValueMemberS); ok {
 		cp.end = v.Value
 	}
+	cp.lease = decodeLease(item)
 	if v, ok := item[attrPending].(*types.AttributeValueMemberM); ok {
 		cp.pending = make(map[string]string, len(v.Value))
 		for a, l := range v.Value {

@@ -34,6 +34,9 @@ const (
 	// restriction (a checkpoint): each is kept with the shard's reader and
 	// emitted by the residual, not read again.
 	KinesisPagesHeld = "kinesis_pages_held"
+	// KinesisLeasesHeld is a gauge per stream: the shard leases this
+	// process holds (with ReadConfig.LeaseOwner).
+	KinesisLeasesHeld = "kinesis_leases_held"
 )
 
 func init() {
@@ -120,6 +123,13 @@ type ReadConfig struct {
 	// read once the store says they did. Without a table, only parents
 	// read in this process count.
 	CheckpointTable, Consumer string
+	// LeaseOwner, with a CheckpointTable, makes the reading of each shard
+	// wait for its lease (see Leaser): several jobs (processes) with the
+	// same Consumer and table share the shards, one reader per shard at a
+	// time. It names this job uniquely. "" = no leases: this job reads
+	// every shard. LeaseDuration: default DefaultLeaseDuration.
+	LeaseOwner    string
+	LeaseDuration time.Duration
 }
 
 const (
@@ -198,6 +208,7 @@ func Read(s beam.Scope, cfg ReadConfig) beam.PCollection {
 		StopAfterIdleMs: cfg.StopAfterIdle.Milliseconds(),
 		PollMs:          cfg.PollInterval.Milliseconds(),
 		CheckpointTable: cfg.CheckpointTable, Consumer: cfg.Consumer,
+		LeaseOwner: cfg.LeaseOwner, LeaseMs: cfg.LeaseDuration.Milliseconds(),
 	}, shards)
 }
 
@@ -538,6 +549,15 @@ type shardRestriction struct {
 	Sequence string
 	Millis   int64
 	Done     bool
+	// Start is where the shard's reading started (a Position's kind,
+	// sequence number and millis): where a lease holder with no
+	// checkpoint in the table reads from.
+	StartKind     int
+	StartSequence string
+	StartMillis   int64
+	// Gen is the lease holding (dynamodbio.Lease.Gen) the position was
+	// read under; 0 without leases.
+	Gen int64
 }
 
 func (r shardRestriction) position() Position {
@@ -548,8 +568,13 @@ func (r shardRestriction) position() Position {
 	return p
 }
 
-func restrictionAt(shard string, p Position) shardRestriction {
-	r := shardRestriction{Shard: shard, Kind: int(p.Kind), Sequence: p.Sequence}
+func (r shardRestriction) start() Position {
+	return shardRestriction{Kind: r.StartKind, Sequence: r.StartSequence, Millis: r.StartMillis}.position()
+}
+
+// at returns r moved to p.
+func (r shardRestriction) at(p Position) shardRestriction {
+	r.Kind, r.Sequence, r.Millis, r.Done = int(p.Kind), p.Sequence, 0, false
 	if p.Kind == AtTimestamp {
 		r.Millis = p.Timestamp.UnixMilli()
 	}
@@ -557,10 +582,13 @@ func restrictionAt(shard string, p Position) shardRestriction {
 }
 
 // shardClaim claims one page: the position after it, and whether it ends
-// the restriction (the shard closed, or the reader stops on idle).
+// the restriction (the shard closed, or the reader stops on idle). A claim
+// with a Gen moves the restriction to Pos under a new lease holding,
+// without a page.
 type shardClaim struct {
 	Pos Position
 	End bool
+	Gen int64
 }
 
 // shardTracker tracks a shard restriction. TryClaim takes the Position
@@ -580,7 +608,10 @@ func (t *shardTracker) TryClaim(pos any) bool {
 	if t.stopped || t.rest.Done {
 		return false
 	}
-	t.at = restrictionAt(t.rest.Shard, c.Pos)
+	t.at = t.at.at(c.Pos)
+	if c.Gen != 0 {
+		t.at.Gen = c.Gen
+	}
 	if c.End {
 		t.rest.Done = true
 		t.at.Done = true
@@ -632,10 +663,13 @@ type readFn struct {
 	StopAfterIdleMs           int64
 	PollMs                    int64
 	CheckpointTable, Consumer string
+	LeaseOwner                string
+	LeaseMs                   int64
 
 	api     API
 	ends    *dynamodbio.Checkpoints
 	checked map[string]time.Time // when a waiting child last asked the table, by parent
+	lease   *Leaser              // nil: no leases
 }
 
 // endedCheckEvery bounds how often a waiting child reads a parent's
@@ -651,7 +685,51 @@ func (f *readFn) Setup(ctx context.Context) error {
 	ddb, err := dynamodbio.NewClient(ctx)
 	f.ends = &dynamodbio.Checkpoints{API: ddb, Table: f.CheckpointTable, Consumer: f.Consumer}
 	f.checked = map[string]time.Time{}
+	if err == nil && f.LeaseOwner != "" {
+		f.lease = leaserFor(&dynamodbio.Checkpoints{API: ddb, Table: f.CheckpointTable, Consumer: f.Consumer, Owner: f.LeaseOwner},
+			f.CheckpointTable, f.Consumer, f.Stream, f.LeaseOwner, time.Duration(f.LeaseMs)*time.Millisecond)
+	}
 	return err
+}
+
+// leasers holds the Leaser of each table, consumer, stream and owner in
+// this process: the leases this process holds, shared by every readFn
+// instance in it. (They are this process's by nature: the lease table
+// says who holds what for every other process.)
+var leasers = struct {
+	sync.Mutex
+	m map[string]*Leaser
+}{m: map[string]*Leaser{}}
+
+func leaserFor(t LeaseTable, table, consumer, stream, owner string, d time.Duration) *Leaser {
+	leasers.Lock()
+	defer leasers.Unlock()
+	k := table + "\x00" + consumer + "\x00" + stream + "\x00" + owner
+	l := leasers.m[k]
+	if l == nil {
+		l = NewLeaser(t, stream, owner, d, nil)
+		leasers.m[k] = l
+	}
+	return l
+}
+
+// StopLeases frees every lease owner holds in this process (once the
+// reads in progress end) and removes its heartbeats: the end of a job that
+// read with ReadConfig.LeaseOwner, so that other instances take its shards
+// without waiting for the leases to lapse.
+func StopLeases(ctx context.Context, owner string) {
+	leasers.Lock()
+	var stop []*Leaser
+	for k, l := range leasers.m {
+		if l.owner == owner {
+			stop = append(stop, l)
+			delete(leasers.m, k)
+		}
+	}
+	leasers.Unlock()
+	for _, l := range stop {
+		l.Stop(ctx)
+	}
 }
 
 // parentEnded asks the checkpoint table, at most every endedCheckEvery per
@@ -669,7 +747,8 @@ func (f *readFn) parentEnded(ctx context.Context, parent string) bool {
 }
 
 func (f *readFn) CreateInitialRestriction(w shardWork) shardRestriction {
-	return shardRestriction{Shard: w.Shard, Kind: w.Kind, Sequence: w.Sequence, Millis: w.Millis}
+	return shardRestriction{Shard: w.Shard, Kind: w.Kind, Sequence: w.Sequence, Millis: w.Millis,
+		StartKind: w.Kind, StartSequence: w.Sequence, StartMillis: w.Millis}
 }
 
 func (f *readFn) SplitRestriction(_ shardWork, r shardRestriction) []shardRestriction {
@@ -754,6 +833,13 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 		}
 	}
 
+	if f.lease != nil {
+		c, ok := f.leaseGate(ctx, rt, &rest, run, stopIdle)
+		if !ok {
+			return c, nil
+		}
+	}
+
 	var (
 		records = metrics.Counter(KinesisRecords)
 		bytes   = metrics.Counter(KinesisBytes)
@@ -766,7 +852,27 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 	for {
 		before := r.Stats()
 		from := r.Position()
-		page, err := r.Next(ctx)
+		rctx, done := ctx, func() {}
+		if f.lease != nil {
+			var gen int64
+			var ok bool
+			if rctx, gen, _, done, ok = f.lease.Begin(ctx, w.Shard); !ok || gen != rest.Gen {
+				if ok {
+					done()
+				}
+				// The lease ended (or changed hands) since the call began:
+				// the next call sees to it.
+				f.keepReader(r)
+				return sdf.ResumeProcessingIn(0), nil
+			}
+		}
+		page, err := r.Next(rctx)
+		done()
+		if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+			// The lease's time ran out during the call.
+			f.keepReader(r)
+			return sdf.ResumeProcessingIn(0), nil
+		}
 		if d := r.Stats().Throttles - before.Throttles; d > 0 {
 			thr.Inc(ctx, d)
 		}
@@ -837,6 +943,53 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 			return sdf.ResumeProcessingIn(0), nil
 		}
 	}
+}
+
+// leaseGate lets the call read only while this process holds the shard's
+// lease. Not held: the shard is left to its holder, and the restriction
+// ends once the lease table says the shard ended (or on StopAfterIdle).
+// Held under a holding the restriction has not read under: the
+// restriction moves to the lease's checkpoint (or to where the shard's
+// reading started, if there is none), since the previous holder may have
+// read further than it committed.
+func (f *readFn) leaseGate(ctx context.Context, rt *sdf.LockRTracker, rest *shardRestriction, run *runState, stopIdle time.Duration) (sdf.ProcessContinuation, bool) {
+	_, gen, cp, done, ok := f.lease.Begin(ctx, rest.Shard)
+	metrics.SetGauge(ctx, KinesisLeasesHeld, f.Stream, int64(f.lease.Held()))
+	if !ok {
+		switch {
+		case f.lease.Ended(rest.Shard):
+			if rt.TryClaim(shardClaim{Pos: rest.position(), End: true}) {
+				run.set(rest.Shard, shardFinished)
+			}
+			return sdf.StopProcessing(), false
+		case stopIdle > 0 && run.idleFor() >= stopIdle:
+			if rt.TryClaim(shardClaim{Pos: rest.position(), End: true}) {
+				run.set(rest.Shard, shardStopped)
+			}
+			return sdf.StopProcessing(), false
+		}
+		return sdf.ResumeProcessingIn(f.leaseWait()), false
+	}
+	done()
+	if gen == rest.Gen {
+		return nil, true
+	}
+	pos := rest.start()
+	if cp != "" {
+		pos = Position{Kind: AfterSequence, Sequence: cp}
+	}
+	if !rt.TryClaim(shardClaim{Pos: pos, Gen: gen}) {
+		return sdf.StopProcessing(), false
+	}
+	*rest = rest.at(pos)
+	rest.Gen = gen
+	return nil, true
+}
+
+// leaseWait is how long a shard another instance holds waits before
+// asking again (a lease changes hands at most every third of its duration).
+func (f *readFn) leaseWait() time.Duration {
+	return max(time.Duration(f.PollMs)*time.Millisecond, min(time.Second, time.Duration(f.LeaseMs)*time.Millisecond/10))
 }
 
 // String describes a shard restriction in logs.

@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/typex"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/fineo-io/ingest/internal/backoff"
@@ -26,6 +28,10 @@ const (
 	RawArchived       = "raw_archived"
 	CheckpointCommits = "checkpoint_commits"
 	PagesCommitted    = "pages_committed" // pages whose window was archived (equals pages_processed at the end of a bounded run)
+	// CheckpointsRefused counts checkpoint commits refused because this
+	// job no longer holds the shard's lease: the shard's new holder reads
+	// those records again (the nearline writes collapse by key).
+	CheckpointsRefused = "checkpoints_refused"
 )
 
 // lateness is how late a page may reach its window and still be
@@ -46,6 +52,9 @@ type CommitConfig struct {
 	// CheckpointTable and Consumer name the durable checkpoint table (see
 	// dynamodbio.Checkpoints); no table: no checkpoints.
 	CheckpointTable, Consumer string
+	// LeaseOwner: checkpoints are written only while this job holds the
+	// shard's lease (kinesisio.ReadConfig.LeaseOwner); "" = always.
+	LeaseOwner string
 	// Notify, when set, sends one alert per shard and window that produced
 	// customer or processing errors (ops/notify targets: https://...,
 	// http://localhost..., sns://...). Job names the job in alerts.
@@ -79,11 +88,12 @@ func Commit(s beam.Scope, cfg CommitConfig, pages beam.PCollection) {
 		panic(err) // checked by the caller: a bad target is a usage error
 	}
 	beam.ParDo0(s, &commitFn{Archive: cfg.Archive, Table: cfg.CheckpointTable, Consumer: cfg.Consumer,
-		Notify: cfg.Notify, Job: cfg.Job}, grouped)
+		Owner: cfg.LeaseOwner, Notify: cfg.Notify, Job: cfg.Job}, grouped)
 }
 
 type commitFn struct {
 	Archive, Table, Consumer string
+	Owner                    string
 	Notify                   []string
 	Job                      string
 
@@ -111,7 +121,7 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		f.cps = &dynamodbio.Checkpoints{API: api, Table: f.Table, Consumer: f.Consumer}
+		f.cps = &dynamodbio.Checkpoints{API: api, Table: f.Table, Consumer: f.Consumer, Owner: f.Owner}
 	}
 	return nil
 }
@@ -258,7 +268,15 @@ func (f *commitFn) checkpoint(ctx context.Context, pages []PageOut) error {
 		for j < len(pages) && pages[j].After == pages[j-1].Last {
 			j++
 		}
-		if _, err := f.cps.Commit(ctx, pages[i].Stream, pages[i].Shard, pages[i].After, pages[j-1].Last, pages[j-1].End); err != nil {
+		_, err := f.cps.Commit(ctx, pages[i].Stream, pages[i].Shard, pages[i].After, pages[j-1].Last, pages[j-1].End)
+		if errors.Is(err, dynamodbio.ErrLeaseLost) {
+			// Another job holds the shard now and reads on from the
+			// checkpoint: these pages are read again there.
+			metrics.Counter(CheckpointsRefused).Inc(ctx, 1)
+			log.Infof(ctx, "streaming: %v; its new holder reads these records again", err)
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		metrics.Counter(CheckpointCommits).Inc(ctx, 1)
