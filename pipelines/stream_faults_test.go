@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path"
@@ -17,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/archive"
@@ -475,50 +473,11 @@ func reshardWhileRunning(e *streamEnv) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	shards, err := kinesisio.ListShards(ctx, e.kin, e.raw)
-	if err != nil {
-		return err
-	}
-	s0 := shards[0]
-	lo, _ := new(big.Int).SetString(s0.HashKeyStart, 10)
-	hi, _ := new(big.Int).SetString(s0.HashKeyEnd, 10)
-	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)
-	if _, err := e.kin.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.raw),
-		ShardToSplit: aws.String(s0.ID), NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		return err
-	}
-	if err := kinesisio.WaitActive(ctx, e.kin, e.raw); err != nil {
-		return err
-	}
-	if shards, err = kinesisio.ListShards(ctx, e.kin, e.raw); err != nil {
-		return err
-	}
-	// Two adjacent open shards: the upper child, and the shard whose
-	// hash range starts right after it.
-	var upper, next string
-	for _, s := range shards {
-		if s.ParentID == s0.ID && s.HashKeyStart == mid.String() {
-			upper = s.ID
-			end, _ := new(big.Int).SetString(s.HashKeyEnd, 10)
-			for _, n := range shards {
-				if !n.Closed() && n.HashKeyStart == end.Add(end, big.NewInt(1)).String() {
-					next = n.ID
-				}
-			}
-		}
-	}
-	if upper == "" || next == "" {
-		return fmt.Errorf("no adjacent open shards to merge in %+v", shards)
-	}
-	if _, err := e.kin.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.raw),
-		ShardToMerge: aws.String(upper), AdjacentShardToMerge: aws.String(next)}); err != nil {
-		return err
-	}
-	return kinesisio.WaitActive(ctx, e.kin, e.raw)
+	return testenv.SplitAndMerge(ctx, e.kin, e.raw)
 }
 
-// rawFileName is a raw-archive file: <window start>_<stream>_<shard>_<first sequence>.avro.
-var rawFileName = regexp.MustCompile(`^(\d{8}T\d{6}Z)_.*_(shardId-\d+)_(\d+)\.avro$`)
+// rawFileName is a raw-archive file: <window start>_<stream>_<shard>_<first sequence>-<hash of the last>.avro.
+var rawFileName = regexp.MustCompile(`^(\d{8}T\d{6}Z)_.*_(shardId-\d+)_(\d+)-[0-9a-f]{8}\.avro$`)
 
 // rawWindows returns the first and the last archive window of each shard
 // from the names of the raw files.

@@ -88,12 +88,17 @@ func main() {
 	b7KeyWCU := flag.Int("b7-key-wcu", 1000, "B7: write units per second per DynamoDB partition key (AWS: 1,000)")
 	b7TableShards := flag.Int("b7-table-shards", dynamodbio.DefaultShards, "B7: the nearline table's partition keys per metric and hour (1: as one key per bucket, the layout before sharding)")
 	b7Adaptive := flag.Bool("b7-adaptive", false, "B7: the job raises a throttled metric's shard count, as fineo stream does unless --fixed-shards")
+	instances := flag.Int("instances", 1, "B3: run this many `fineo stream` processes sharing the stream by leases (built from ./cmd/fineo) instead of one in-process job")
+	lease := flag.Duration("lease-duration", 10*time.Second, "B3 with -instances: the instances' --lease-duration")
 	flag.Parse()
 	beamlog.LogLevel = "error"
 	profile = *cpuprofile
 	beam.Init()
 	go watchdog(*stall)
 	run := func() error { return run(*n, *shards, *samples, *conc, *jobConc, *schemas) }
+	if *instances > 1 {
+		run = func() error { return runInstances(*n, *shards, *instances, *samples, *conc, *schemas, *lease) }
+	}
 	if *b7 {
 		run = func() error {
 			tenants, err := loadTenants(*schemas)
@@ -176,15 +181,10 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	// Baseline 1: a bare PutRecords loop into a fresh stream. Its records
 	// stay there: they are the drain's backlog below.
 	drainRaw := "bench-drain-" + id
-	if err := kinesisio.CreateStream(ctx, kin, drainRaw, shards); err != nil {
+	putRate, err := barePut(ctx, kin, drainRaw, shards, recs)
+	if err != nil {
 		return err
 	}
-	start := time.Now()
-	if _, failed, err := kinesisio.PutRecords(ctx, kin, drainRaw, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
-		return fmt.Errorf("baseline put: %v (%d failed)", err, len(failed))
-	}
-	putRate := float64(n) / time.Since(start).Seconds()
-	fmt.Printf("  kinesis stand-in, bare PutRecords loop:      %8.0f records/s\n", putRate)
 
 	// Baseline 2: a bare BatchWriteItem loop of the items the drain job
 	// will write: the same events with the same lineage (stream, shard,
@@ -327,6 +327,22 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 		}
 	}
 	return nil
+}
+
+// barePut creates stream with shards shards and puts recs into it with a
+// bare PutRecords loop: the Kinesis stand-in's capacity, in records per
+// second. The records stay in the stream.
+func barePut(ctx context.Context, kin *kinesis.Client, stream string, shards int, recs []kinesisio.PutRecord) (float64, error) {
+	if err := kinesisio.CreateStream(ctx, kin, stream, shards); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, failed, err := kinesisio.PutRecords(ctx, kin, stream, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
+		return 0, fmt.Errorf("baseline put: %v (%d failed)", err, len(failed))
+	}
+	rate := float64(len(recs)) / time.Since(start).Seconds()
+	fmt.Printf("  kinesis stand-in, bare PutRecords loop:      %8.0f records/s\n", rate)
+	return rate, nil
 }
 
 // itemsOf reads every record of the stream back and returns the nearline

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/fineo-io/ingest/internal/sampledata"
 	"github.com/fineo-io/ingest/internal/testenv"
@@ -64,6 +65,90 @@ func nearlineCount(t *testing.T, api *dynamodb.Client, table string) (items, ids
 	return items, len(seen)
 }
 
+// streamFixture is what a test of `fineo stream` runs on: the binary,
+// clients of the stand-ins, a fresh raw stream, a table name (not created)
+// and archive directory, and the sample's lines with its count of distinct
+// valid events.
+type streamFixture struct {
+	bin, raw, table, archive string
+	kin                      *kinesis.Client
+	ddb                      *dynamodb.Client
+	lines                    [][]byte
+	distinct                 int
+}
+
+func newStreamFixture(t *testing.T, shards int) streamFixture {
+	t.Helper()
+	testenv.Kinesis(t)
+	testenv.DynamoDB(t)
+	f := streamFixture{bin: fineoBinary(t), kin: testenv.KinesisClient(t), raw: testenv.UniqueName(t, "raw"),
+		table: testenv.UniqueName(t, "nearline"), archive: t.TempDir()}
+	var err error
+	if f.ddb, err = dynamodbio.NewClient(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CreateStream(t, f.kin, f.raw, shards)
+	f.lines, f.distinct = sampleStreamLines(t)
+	return f
+}
+
+// produce puts lines into stream in batches of batch records, one batch
+// every pause, until all are in. produced is closed then, halfway once
+// half are in; the test waits for the producer when it ends.
+func produce(t *testing.T, kin kinesisio.API, stream string, lines [][]byte, batch int, pause time.Duration) (produced, halfway <-chan struct{}) {
+	done, half := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		defer close(done)
+		halfOpen := true
+		for i := 0; i < len(lines); i += batch {
+			if i >= len(lines)/2 && halfOpen {
+				close(half)
+				halfOpen = false
+			}
+			end := min(i+batch, len(lines))
+			recs := make([]kinesisio.PutRecord, 0, end-i)
+			for j := i; j < end; j++ {
+				recs = append(recs, kinesisio.PutRecord{Data: lines[j], PartitionKey: fmt.Sprintf("device-%d", j)})
+			}
+			if _, failed, err := kinesisio.PutRecords(context.Background(), kin, stream, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
+				t.Errorf("put: %v (%d failed)", err, len(failed))
+				return
+			}
+			time.Sleep(pause)
+		}
+	})
+	return done, half
+}
+
+// rawArchived reads the raw archive under dir: every record's shard and
+// sequence number, and the last sequence number of each shard.
+func rawArchived(t *testing.T, dir string) (seen map[string]bool, last map[string]string) {
+	t.Helper()
+	seen, last = map[string]bool{}, map[string]string{}
+	err := filepath.WalkDir(filepath.Join(dir, archive.RawDir), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return archive.ReadRawFile(data, func(r *archive.RawRecord) error {
+			seen[r.Shard+"@"+r.Sequence] = true
+			if last[r.Shard] == "" || dynamodbio.SequenceLess(last[r.Shard], r.Sequence) {
+				last[r.Shard] = r.Sequence
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen, last
+}
+
 // TestStreamKillRestart runs `fineo stream` as a user would, against
 // kinesalite and dynalite: records keep arriving; the job is killed
 // without warning (SIGKILL) mid-stream and started again, then stopped
@@ -72,40 +157,13 @@ func nearlineCount(t *testing.T, api *dynamodb.Client, table string) (items, ids
 // the raw archive must hold every record, and the checkpoint table must
 // end at each shard's last record.
 func TestStreamKillRestart(t *testing.T) {
-	testenv.Kinesis(t)
-	testenv.DynamoDB(t)
-	bin := fineoBinary(t)
+	f := newStreamFixture(t, 4)
+	bin, kin, ddb, raw, table, archiveDir, lines, distinct := f.bin, f.kin, f.ddb, f.raw, f.table, f.archive, f.lines, f.distinct
 	ctx := context.Background()
-	kin := testenv.KinesisClient(t)
-	ddb, err := dynamodbio.NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := testenv.UniqueName(t, "raw")
-	testenv.CreateStream(t, kin, raw, 4)
-	table := testenv.UniqueName(t, "nearline")
-	archiveDir := t.TempDir()
-	lines, distinct := sampleStreamLines(t)
+	var err error
 
 	// Producer: batches of 200 records every 150 ms.
-	var wg sync.WaitGroup
-	produced := make(chan struct{})
-	wg.Go(func() {
-		defer close(produced)
-		for i := 0; i < len(lines); i += 200 {
-			end := min(i+200, len(lines))
-			recs := make([]kinesisio.PutRecord, 0, end-i)
-			for j := i; j < end; j++ {
-				recs = append(recs, kinesisio.PutRecord{Data: lines[j], PartitionKey: fmt.Sprintf("device-%d", j)})
-			}
-			if _, failed, err := kinesisio.PutRecords(ctx, kin, raw, recs, kinesisio.WriterOptions{}); err != nil || len(failed) > 0 {
-				t.Errorf("put: %v (%d failed)", err, len(failed))
-				return
-			}
-			time.Sleep(150 * time.Millisecond)
-		}
-	})
-	defer wg.Wait()
+	produced, _ := produce(t, kin, raw, lines, 200, 150*time.Millisecond)
 
 	args := []string{"stream", "--raw-stream", raw, "--table", table, "--archive", archiveDir,
 		"--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"),
@@ -180,33 +238,9 @@ func TestStreamKillRestart(t *testing.T) {
 	}
 	// The raw archive holds every record (some twice: what a killed run
 	// had archived but not checkpointed is archived again).
-	seen := map[string]bool{}
-	last := map[string]string{}
-	err = filepath.WalkDir(filepath.Join(archiveDir, archive.RawDir), func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return archive.ReadRawFile(data, func(r *archive.RawRecord) error {
-			seen[r.Shard+"@"+r.Sequence] = true
-			if last[r.Shard] == "" || dynamodbio.SequenceLess(last[r.Shard], r.Sequence) {
-				last[r.Shard] = r.Sequence
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen, last := rawArchived(t, archiveDir)
 	if len(seen) != len(lines) {
 		t.Errorf("raw archive: %d distinct records, want %d", len(seen), len(lines))
-		if os.Getenv("FINEO_DEBUG_ARCHIVE") != "" {
-			exec.Command("cp", "-r", archiveDir, os.Getenv("FINEO_DEBUG_ARCHIVE")).Run()
-			t.Logf("outputs:\n%s", out)
-		}
 	}
 	cps := &dynamodbio.Checkpoints{API: ddb, Table: table + "-checkpoints", Consumer: "fineo-stream"}
 	committed, err := cps.Load(ctx, raw)

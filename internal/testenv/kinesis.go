@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -187,5 +188,77 @@ func WaitStreamActive(ctx context.Context, api StreamAPI, name string) error {
 			return fmt.Errorf("stream %s is not ACTIVE: %w", name, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// ReshardAPI is the part of a Kinesis client SplitAndMerge uses.
+type ReshardAPI interface {
+	StreamAPI
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	SplitShard(ctx context.Context, in *kinesis.SplitShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SplitShardOutput, error)
+	MergeShards(ctx context.Context, in *kinesis.MergeShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.MergeShardsOutput, error)
+}
+
+// SplitAndMerge reshards stream twice, as a user scaling it would: it
+// splits the stream's first shard at the middle of its hash range, then
+// merges the split's upper child with the open shard whose range follows
+// it, waiting for the stream to be ACTIVE after each.
+func SplitAndMerge(ctx context.Context, api ReshardAPI, stream string) error {
+	shards, err := listShards(ctx, api, stream)
+	if err != nil {
+		return err
+	}
+	s0 := shards[0]
+	lo, _ := new(big.Int).SetString(aws.ToString(s0.HashKeyRange.StartingHashKey), 10)
+	hi, _ := new(big.Int).SetString(aws.ToString(s0.HashKeyRange.EndingHashKey), 10)
+	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)
+	if _, err := api.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream),
+		ShardToSplit: s0.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
+		return err
+	}
+	if err := WaitStreamActive(ctx, api, stream); err != nil {
+		return err
+	}
+	if shards, err = listShards(ctx, api, stream); err != nil {
+		return err
+	}
+	var upper, next string
+	for _, s := range shards {
+		if aws.ToString(s.ParentShardId) != aws.ToString(s0.ShardId) || aws.ToString(s.HashKeyRange.StartingHashKey) != mid.String() {
+			continue
+		}
+		upper = aws.ToString(s.ShardId)
+		end, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
+		after := end.Add(end, big.NewInt(1)).String()
+		for _, n := range shards {
+			if n.SequenceNumberRange.EndingSequenceNumber == nil && aws.ToString(n.HashKeyRange.StartingHashKey) == after {
+				next = aws.ToString(n.ShardId)
+			}
+		}
+	}
+	if upper == "" || next == "" {
+		return fmt.Errorf("testenv.SplitAndMerge: no adjacent open shards to merge in %s", stream)
+	}
+	if _, err := api.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(stream),
+		ShardToMerge: aws.String(upper), AdjacentShardToMerge: aws.String(next)}); err != nil {
+		return err
+	}
+	return WaitStreamActive(ctx, api, stream)
+}
+
+// listShards lists every shard of stream, closed ones included.
+func listShards(ctx context.Context, api ReshardAPI, stream string) ([]types.Shard, error) {
+	var out []types.Shard
+	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+	for {
+		res, err := api.ListShards(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res.Shards...)
+		if res.NextToken == nil {
+			return out, nil
+		}
+		in = &kinesis.ListShardsInput{NextToken: res.NextToken}
 	}
 }

@@ -10,7 +10,7 @@ import (
 // The raw archive keeps the records of a stream byte for byte, as Firehose
 // would, with where each came from:
 //
-//	raw/date=YYYY-MM-DD/hour=HH/<window>_<stream>_<shard>_<first sequence>.avro
+//	raw/date=YYYY-MM-DD/hour=HH/<window>_<stream>_<shard>_<first sequence>-<last>.avro
 //
 // partitioned by the window of their arrival time (UTC). Each file holds
 // RawSchema records of one shard in sequence order. `fineo replay --stage

@@ -834,7 +834,7 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 	}
 
 	if f.lease != nil {
-		c, ok := f.leaseGate(ctx, rt, &rest, run, stopIdle)
+		c, ok := f.leaseGate(ctx, we, rt, &rest, run, stopIdle)
 		if !ok {
 			return c, nil
 		}
@@ -946,13 +946,14 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 }
 
 // leaseGate lets the call read only while this process holds the shard's
-// lease. Not held: the shard is left to its holder, and the restriction
-// ends once the lease table says the shard ended (or on StopAfterIdle).
+// lease. Not held: the shard is left to its holder, its watermark follows
+// the clock as an idle shard's does, and the restriction ends once the
+// lease table says the shard ended (or on StopAfterIdle).
 // Held under a holding the restriction has not read under: the
 // restriction moves to the lease's checkpoint (or to where the shard's
 // reading started, if there is none), since the previous holder may have
 // read further than it committed.
-func (f *readFn) leaseGate(ctx context.Context, rt *sdf.LockRTracker, rest *shardRestriction, run *runState, stopIdle time.Duration) (sdf.ProcessContinuation, bool) {
+func (f *readFn) leaseGate(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, rest *shardRestriction, run *runState, stopIdle time.Duration) (sdf.ProcessContinuation, bool) {
 	_, gen, cp, done, ok := f.lease.Begin(ctx, rest.Shard)
 	metrics.SetGauge(ctx, KinesisLeasesHeld, f.Stream, int64(f.lease.Held()))
 	if !ok {
@@ -962,12 +963,20 @@ func (f *readFn) leaseGate(ctx context.Context, rt *sdf.LockRTracker, rest *shar
 				run.set(rest.Shard, shardFinished)
 			}
 			return sdf.StopProcessing(), false
-		case stopIdle > 0 && run.idleFor() >= stopIdle:
+		case stopIdle > 0 && run.idleFor() >= stopIdle+time.Duration(f.LeaseMs)*time.Millisecond:
+			// A lease no live instance holds is taken within a lease
+			// duration (a dead instance's heartbeat counts as alive until
+			// then): only after that is a shard nobody reads idle.
 			if rt.TryClaim(shardClaim{Pos: rest.position(), End: true}) {
 				run.set(rest.Shard, shardStopped)
 			}
 			return sdf.StopProcessing(), false
 		}
+		// Nothing comes from here while another instance reads the shard:
+		// hold no window of this job open (should this job take the
+		// shard later, its pages are stamped at this watermark or later,
+		// so none is late).
+		we.UpdateWatermark(time.Now().Add(-time.Duration(f.PollMs)*time.Millisecond - clockSkew))
 		return sdf.ResumeProcessingIn(f.leaseWait()), false
 	}
 	done()

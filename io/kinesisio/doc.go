@@ -23,6 +23,13 @@
 // a page back to the reader: the next Next returns it without a call (the
 // Beam source does this with a page read while its restriction was split).
 //
+// # Sharing a stream
+//
+// A Leaser shares a stream's shards among several instances by leases in
+// the checkpoint table (lease.go, and dynamodbio's lease.go): each instance
+// reads only the shards whose leases it holds, takes its fair share, and
+// takes over the shards of an instance whose leases lapsed.
+//
 // # Writing
 //
 // PutRecords writes records in calls of at most MaxPutRecords records and

@@ -20,8 +20,8 @@ const AlertsSent = "alerts_sent"
 // windowAlert builds the notification for one shard's window that produced
 // error records (nil when it produced none): per tenant the customer-error
 // kinds and counts, the processing errors, and the files they are in. run
-// is the commit's file name, <window start>_<stream>_<shard>_<first
-// sequence>: the same when a commit is retried, and different for a late
+// is the commit's file name (fileName: window start, stream, shard, first
+// and last sequence): the same when a commit is retried, and different for a late
 // pane of the same window, which commits files of its own (an id of window,
 // stream and shard alone gave two different alerts one id, so a receiver
 // deduplicating by id would have dropped one).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -69,9 +70,10 @@ const DefaultWindow = time.Minute
 // their arrival time, and for every shard and window writes the window's
 // raw records, staged events and error records as whole files — one per
 // archive partition — and then advances the shard's checkpoint over the
-// pages it holds. Files are named <window start>_<stream>_<shard>_<first
-// sequence>, so a window processed again after a restart replaces its
-// files rather than adding new ones.
+// pages it holds. Files are named by window, shard and the window's
+// first and last sequence numbers (see fileName), so a window processed
+// again along the same pages replaces its files rather than adding new
+// ones, and files of different records never replace each other.
 //
 // A staged or raw file that cannot be written after retries turns into
 // processing-error records (nothing is lost); if the processing-error file
@@ -155,7 +157,7 @@ func (f *commitFn) ProcessElement(ctx context.Context, w typex.Window, _ string,
 	if iw, ok := w.(window.IntervalWindow); ok {
 		start = iw.Start.ToTime().UTC()
 	}
-	name := fmt.Sprintf("%s_%s_%s_%s", start.Format("20060102T150405Z"), safeName(first.Stream), safeName(first.Shard), first.First)
+	name := fileName(start, first.Stream, first.Shard, first.First, pages[len(pages)-1].Last)
 
 	// Merge the pages' blocks by partition, in shard order.
 	var raw archive.Block
@@ -314,6 +316,21 @@ func rawFailed(raw archive.Block, path string, cause error) archive.Block {
 		return nil
 	})
 	return out
+}
+
+// fileName names a commit's files: <window start>_<stream>_<shard>_<first
+// sequence>-<8 hex digits of FNV-1a of the last sequence>. The same
+// records of a window (a commit retried, a window read again along the
+// same pages after a restart) get the same name and replace their files;
+// different records never do. (Named by the first sequence alone, a
+// window's files written by an instance that had just lost the shard's
+// lease could replace the new holder's files for the same window, which
+// held more records, after the new holder's checkpoint had moved past
+// them: records lost from the archive.)
+func fileName(window time.Time, stream, shard, first, last string) string {
+	h := fnv.New32a()
+	h.Write([]byte(last))
+	return fmt.Sprintf("%s_%s_%s_%s-%08x", window.Format("20060102T150405Z"), safeName(stream), safeName(shard), first, h.Sum32())
 }
 
 // safeName keeps a name usable in file names.
