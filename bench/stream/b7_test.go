@@ -35,3 +35,15 @@ func TestB7Small(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestB3InstancesSmall runs B3 with two `fineo stream` processes
+// (`go run ./bench/stream -instances 2`) on a small backlog: the command
+// works end to end, a killed instance's leases are taken over (runInstances
+// fails otherwise) and every sampled event becomes readable.
+func TestB3InstancesSmall(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", testenv.Kinesis(t))
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", testenv.DynamoDB(t))
+	if err := runInstances(3000, 4, 2, 50, 16, filepath.Join("..", "..", "testdata", "sample", "schemas"), 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

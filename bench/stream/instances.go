@@ -44,7 +44,8 @@ func (l *lockedBuffer) String() string {
 // stream by leases: the bare loops give the stand-ins' capacity as in B3;
 // then the instances drain a backlog of n events (the rate from the first
 // instance's start to the last event readable, and sustained between 10%
-// and 90% of it), then take events at half the sustained rate for 10 s
+// and 90% of it), then take events at half the sustained rate (or of the
+// capacity, if lower) for 10 s
 // (p99 latency), then one instance is killed while events keep coming at
 // that rate, and the time until its last lease is taken over by another
 // instance is measured.
@@ -67,7 +68,7 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "fineo")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/fineo").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/fineo-io/ingest/cmd/fineo").CombinedOutput(); err != nil {
 		return fmt.Errorf("building fineo: %v\n%s", err, out)
 	}
 	id := time.Now().UTC().Format("150405")
@@ -134,8 +135,10 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	fmt.Printf("  %d instances, drain, sustained (from %d%% to %d%% of the backlog readable, %.1f s to %.1f s): %8.0f events/s\n",
 		count, 100*lo.i/n, 100*hi.i/n, lo.lat.Seconds(), hi.lat.Seconds(), steady)
 
-	// Latency at half the sustained rate, all instances up.
-	pace := steady / 2
+	// Latency at half the sustained rate (at most half the stand-ins'
+	// capacity: a small backlog's sustained rate says little), all
+	// instances up.
+	pace := min(steady, capacity) / 2
 	m := int(pace * 10)
 	base2 := base + int64(n)
 	recs2 := make([]kinesisio.PutRecord, m)
@@ -200,7 +203,12 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	if during.err != nil {
 		return during.err
 	}
-	took := <-takeover
+	var took time.Duration
+	select {
+	case took = <-takeover:
+	case <-time.After(lease + time.Minute):
+		return fmt.Errorf("the killed instance's leases were not taken over within %v", lease+time.Minute)
+	}
 	fmt.Printf("  take-over: the killed instance's %d leases all taken by the others %.1f s after the kill (target ≤ lease + 5 s = %v)\n",
 		held[victim.owner], took.Seconds(), lease+5*time.Second)
 	fmt.Printf("  latency during the take-over (%.0f events/s for %v, %d samples): p50 %v  p99 %v  max %v\n",
