@@ -32,6 +32,7 @@ const (
 	attrCounter = "lease_counter" // raised by every take, renewal and release
 	attrGen     = "lease_gen"     // the counter when the lease was last taken: one holding's id
 	attrTaken   = "lease_taken"   // when, for people reading the table
+	attrStart   = "lease_start"   // Unix millis of the shard's first take: where LATEST starts for every holder
 
 	// WorkerPrefix starts the sort key of a worker's heartbeat item; it
 	// sorts after every shard id ("shardId-…").
@@ -47,6 +48,7 @@ type lease struct {
 	owner   string
 	counter int64
 	gen     int64
+	start   int64
 }
 
 func decodeLease(item map[string]types.AttributeValue) lease {
@@ -59,6 +61,9 @@ func decodeLease(item map[string]types.AttributeValue) lease {
 	}
 	if v, ok := item[attrGen].(*types.AttributeValueMemberN); ok {
 		l.gen, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	if v, ok := item[attrStart].(*types.AttributeValueMemberN); ok {
+		l.start, _ = strconv.ParseInt(v.Value, 10, 64)
 	}
 	return l
 }
@@ -77,6 +82,10 @@ type Lease struct {
 	Ended      bool
 	// Exists: the item exists (a lease can be taken on a missing item).
 	Exists bool
+	// StartMillis is when the shard's lease was first taken (Unix
+	// millis): a reader that starts at LATEST with no checkpoint starts
+	// AT_TIMESTAMP of it, so every holder starts where the first did.
+	StartMillis int64
 }
 
 // Worker is one instance's heartbeat.
@@ -88,7 +97,7 @@ type Worker struct {
 func leaseOf(item map[string]types.AttributeValue) Lease {
 	cp := decodeCheckpoint(item)
 	return Lease{Shard: cp.shard, Owner: cp.owner, Counter: cp.counter, Gen: cp.gen,
-		Checkpoint: cp.committed(), Ended: cp.ended(), Exists: item != nil}
+		Checkpoint: cp.committed(), Ended: cp.ended(), Exists: item != nil, StartMillis: cp.start}
 }
 
 // Leases reads every lease and worker heartbeat of stream (one consistent
@@ -161,9 +170,10 @@ func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Va
 // exist). It returns the lease as taken: a new Gen, and the checkpoint to
 // read on from. ErrLeaseLost: another instance changed it first.
 func (c *Checkpoints) TakeLease(ctx context.Context, stream string, seen Lease) (Lease, error) {
-	names := map[string]string{"#o": attrOwner, "#c": attrCounter, "#g": attrGen, "#t": attrTaken}
+	now := time.Now()
+	names := map[string]string{"#o": attrOwner, "#c": attrCounter, "#g": attrGen, "#t": attrTaken, "#s": attrStart}
 	values := map[string]types.AttributeValue{":o": str(c.Owner), ":n": num(seen.Counter + 1),
-		":t": str(time.Now().UTC().Format(time.RFC3339Nano))}
+		":t": str(now.UTC().Format(time.RFC3339Nano)), ":s": num(now.UnixMilli())}
 	var cond string
 	switch {
 	case !seen.Exists:
@@ -175,7 +185,7 @@ func (c *Checkpoints) TakeLease(ctx context.Context, stream string, seen Lease) 
 		values[":c"] = num(seen.Counter)
 		cond = "#c = :c"
 	}
-	item, err := c.update(ctx, stream, seen.Shard, "SET #o = :o, #c = :n, #g = :n, #t = :t", cond, names, values)
+	item, err := c.update(ctx, stream, seen.Shard, "SET #o = :o, #c = :n, #g = :n, #t = :t, #s = if_not_exists(#s, :s)", cond, names, values)
 	if err != nil {
 		return Lease{}, err
 	}

@@ -52,8 +52,8 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("%d instances took one lease: %+v", len(winners), winners)
 	}
 	w := winners[0]
-	if w.Checkpoint != "100" || w.Gen != w.Counter || w.Gen != 1 {
-		t.Errorf("taken lease = %+v; want checkpoint 100 and gen = counter = 1", w)
+	if w.Checkpoint != "100" || w.Gen != w.Counter || w.Gen != 1 || w.StartMillis == 0 {
+		t.Errorf("taken lease = %+v; want checkpoint 100, gen = counter = 1 and a start time", w)
 	}
 	holder := as(w.Owner)
 
@@ -82,7 +82,7 @@ func TestLeases(t *testing.T) {
 		t.Errorf("take at a stale counter: %v", err)
 	}
 	got, err := b.TakeLease(ctx, "raw", leases[0])
-	if err != nil || got.Owner != "b" || got.Gen != 3 || got.Checkpoint != "200" {
+	if err != nil || got.Owner != "b" || got.Gen != 3 || got.Checkpoint != "200" || got.StartMillis != w.StartMillis {
 		t.Fatalf("take-over = %+v, %v", got, err)
 	}
 	if _, err := holder.RenewLease(ctx, "raw", shard); !errors.Is(err, ErrLeaseLost) {

@@ -854,9 +854,9 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 		from := r.Position()
 		rctx, done := ctx, func() {}
 		if f.lease != nil {
-			var gen int64
+			var h Holding
 			var ok bool
-			if rctx, gen, _, done, ok = f.lease.Begin(ctx, w.Shard); !ok || gen != rest.Gen {
+			if rctx, h, done, ok = f.lease.Begin(ctx, w.Shard); !ok || h.Gen != rest.Gen {
 				if ok {
 					done()
 				}
@@ -950,11 +950,12 @@ func (f *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt 
 // the clock as an idle shard's does, and the restriction ends once the
 // lease table says the shard ended (or on StopAfterIdle).
 // Held under a holding the restriction has not read under: the
-// restriction moves to the lease's checkpoint (or to where the shard's
-// reading started, if there is none), since the previous holder may have
-// read further than it committed.
+// restriction moves to the lease's checkpoint (or, if there is none, to
+// where the shard's reading starts: a LATEST start becomes AT_TIMESTAMP of
+// the lease's first take, the same for every holder), since the previous
+// holder may have read further than it committed.
 func (f *readFn) leaseGate(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, rest *shardRestriction, run *runState, stopIdle time.Duration) (sdf.ProcessContinuation, bool) {
-	_, gen, cp, done, ok := f.lease.Begin(ctx, rest.Shard)
+	_, h, done, ok := f.lease.Begin(ctx, rest.Shard)
 	metrics.SetGauge(ctx, KinesisLeasesHeld, f.Stream, int64(f.lease.Held()))
 	if !ok {
 		switch {
@@ -980,18 +981,23 @@ func (f *readFn) leaseGate(ctx context.Context, we *watermarkEstimator, rt *sdf.
 		return sdf.ResumeProcessingIn(f.leaseWait()), false
 	}
 	done()
-	if gen == rest.Gen {
+	if h.Gen == rest.Gen {
 		return nil, true
 	}
 	pos := rest.start()
-	if cp != "" {
-		pos = Position{Kind: AfterSequence, Sequence: cp}
+	switch {
+	case h.Checkpoint != "":
+		pos = Position{Kind: AfterSequence, Sequence: h.Checkpoint}
+	case pos.Kind == Latest && h.StartMillis > 0:
+		// Every holder starts where the first did: LATEST asked again by
+		// a later holder would skip what came in between.
+		pos = Position{Kind: AtTimestamp, Timestamp: time.UnixMilli(h.StartMillis)}
 	}
-	if !rt.TryClaim(shardClaim{Pos: pos, Gen: gen}) {
+	if !rt.TryClaim(shardClaim{Pos: pos, Gen: h.Gen}) {
 		return sdf.StopProcessing(), false
 	}
 	*rest = rest.at(pos)
-	rest.Gen = gen
+	rest.Gen = h.Gen
 	return nil, true
 }
 

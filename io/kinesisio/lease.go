@@ -62,8 +62,8 @@ type Leaser struct {
 	log      func(LeaseEvent)
 
 	mu       sync.Mutex
-	idle     *sync.Cond // signalled when a holding's reads end
-	wanted   map[string]bool
+	idle     *sync.Cond           // signalled when a holding's reads end
+	asked    map[string]time.Time // when a reader last asked for each shard (Begin)
 	ended    map[string]bool
 	held     map[string]*holding
 	sighted  map[string]sighting // by shard, and WorkerPrefix+id
@@ -74,11 +74,20 @@ type Leaser struct {
 }
 
 type holding struct {
-	gen        int64
-	checkpoint string
-	deadline   time.Time // no read starts at or after it
-	releasing  bool
-	busy       int
+	Holding
+	deadline  time.Time // no read starts at or after it
+	releasing bool
+	busy      int
+}
+
+// Holding is one holding of a lease: its Gen (the same for the whole
+// holding, new at every take), the checkpoint when it was taken ("" =
+// none) and when the shard's lease was first taken (StartMillis, Unix
+// millis: where a LATEST start begins for every holder).
+type Holding struct {
+	Gen         int64
+	Checkpoint  string
+	StartMillis int64
 }
 
 // sighting is a lease's (or a heartbeat's) counter as last read, and when
@@ -99,7 +108,7 @@ func NewLeaser(table LeaseTable, stream, owner string, duration time.Duration, l
 		log = logLeaseEvent
 	}
 	l := &Leaser{table: table, stream: stream, owner: owner, duration: duration, log: log,
-		wanted: map[string]bool{}, ended: map[string]bool{}, held: map[string]*holding{},
+		asked: map[string]time.Time{}, ended: map[string]bool{}, held: map[string]*holding{},
 		sighted: map[string]sighting{}, kick: make(chan struct{}, 1)}
 	l.idle = sync.NewCond(&l.mu)
 	return l
@@ -112,30 +121,44 @@ func logLeaseEvent(e LeaseEvent) {
 
 // Begin asks to read shard now. With ok, the lease is held: read within
 // the returned ctx (it ends when the lease's renewal would be too old),
-// from after checkpoint ("" = the shard's start position) if gen is not
-// the holding the caller read under before, and call done when the read
-// is over. Without ok, another instance reads the shard (or none yet).
-// Begin also tells the Leaser that shard waits to be read.
-func (l *Leaser) Begin(ctx context.Context, shard string) (rctx context.Context, gen int64, checkpoint string, done func(), ok bool) {
+// from the holding's checkpoint if the caller has not read under this
+// holding before, and call done when the read is over. Without ok, another
+// instance reads the shard (or none yet).
+//
+// Begin is also how the Leaser knows what this process reads: a shard is
+// waiting to be read here while its reader keeps asking, and a lease is
+// renewed (and this instance's heartbeat beaten) only while its reader
+// keeps asking, so that a process whose runner stopped running its readers
+// gives its shards up instead of holding them unread.
+func (l *Leaser) Begin(ctx context.Context, shard string) (rctx context.Context, h Holding, done func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.wanted[shard] {
-		l.wanted[shard] = true
-		l.start()
+	l.asked[shard] = time.Now()
+	l.start()
+	hd := l.held[shard]
+	if hd == nil || hd.releasing || !time.Now().Before(hd.deadline) {
+		return nil, Holding{}, nil, false
 	}
-	h := l.held[shard]
-	if h == nil || h.releasing || !time.Now().Before(h.deadline) {
-		return nil, 0, "", nil, false
-	}
-	h.busy++
-	rctx, cancel := context.WithDeadline(ctx, h.deadline)
-	return rctx, h.gen, h.checkpoint, func() {
+	hd.busy++
+	rctx, cancel := context.WithDeadline(ctx, hd.deadline)
+	return rctx, hd.Holding, func() {
 		cancel()
 		l.mu.Lock()
-		h.busy--
+		hd.busy--
 		l.mu.Unlock()
 		l.idle.Broadcast()
 	}, true
+}
+
+// recent is how long a reader may go without asking for its shard before
+// the shard counts as not being read here: long enough for a reader that
+// waits out a failed read (retryDelay).
+func (l *Leaser) recent() time.Duration { return max(l.duration/2, retryDelay+time.Second) }
+
+// askedRecently reports whether shard's reader asked within recent (l.mu held).
+func (l *Leaser) askedRecently(shard string, now time.Time) bool {
+	t, ok := l.asked[shard]
+	return ok && now.Sub(t) < l.recent()
 }
 
 // Ended reports whether the lease table said shard is committed to its
@@ -153,7 +176,7 @@ func (l *Leaser) Held() int {
 	return len(l.held)
 }
 
-// start starts the rounds (l.mu held).
+// start starts the rounds (l.mu held), once.
 func (l *Leaser) start() {
 	if l.started {
 		return
@@ -194,7 +217,7 @@ func (l *Leaser) Stop(ctx context.Context) {
 	l.cancel()
 	<-l.finished
 	for _, s := range l.heldShards() {
-		l.release(ctx, s, "released")
+		l.release(ctx, s, "released", func(f func(context.Context) error) error { return f(ctx) })
 	}
 	l.mu.Lock()
 	s, ok := l.sighted[dynamodbio.WorkerPrefix+l.owner]
@@ -207,19 +230,40 @@ func (l *Leaser) Stop(ctx context.Context) {
 }
 
 // round is one heartbeat, renewal, reading and balancing of the leases.
+// Every table call has a third of the lease duration: a hung call must not
+// hold up the renewals.
 func (l *Leaser) round(ctx context.Context) {
-	if err := l.table.Heartbeat(ctx, l.stream); err != nil && ctx.Err() == nil {
-		slog.Warn("lease: heartbeat", "stream", l.stream, "err", err)
+	call := func(f func(ctx context.Context) error) error {
+		cctx, cancel := context.WithTimeout(ctx, l.duration/3)
+		defer cancel()
+		return f(cctx)
 	}
-	l.renew(ctx)
-	leases, workers, err := l.table.Leases(ctx, l.stream)
+	now := time.Now()
+	l.mu.Lock()
+	alive := false // some reader of this process asked lately: its runner runs
+	for s := range l.asked {
+		alive = alive || l.askedRecently(s, now)
+	}
+	l.mu.Unlock()
+	if alive {
+		if err := call(func(ctx context.Context) error { return l.table.Heartbeat(ctx, l.stream) }); err != nil && ctx.Err() == nil {
+			slog.Warn("lease: heartbeat", "stream", l.stream, "err", err)
+		}
+	}
+	l.renew(ctx, call)
+	var leases []dynamodbio.Lease
+	var workers []dynamodbio.Worker
+	err := call(func(ctx context.Context) (err error) {
+		leases, workers, err = l.table.Leases(ctx, l.stream)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			slog.Warn("lease: reading the lease table", "stream", l.stream, "err", err)
 		}
 		return
 	}
-	now := time.Now()
+	now = time.Now()
 	l.mu.Lock()
 	live := 1 // this instance
 	for _, w := range workers {
@@ -241,28 +285,27 @@ func (l *Leaser) round(ctx context.Context) {
 		}
 	}
 	var waiting []string
-	for s := range l.wanted {
-		if !l.ended[s] {
+	for s := range l.asked {
+		if !l.ended[s] && l.askedRecently(s, now) {
 			waiting = append(waiting, s)
 		}
 	}
 	target := (len(waiting) + live - 1) / live
-	var excess, free []string
+	// Free: the leases of ended shards, of shards no reader here asks for
+	// any more, and those above the fair share.
+	var excess, keep []string
 	for s := range l.held {
-		if l.ended[s] {
+		if l.ended[s] || !l.askedRecently(s, now) {
 			excess = append(excess, s)
+		} else {
+			keep = append(keep, s)
 		}
 	}
-	if n := len(l.held) - len(excess) - target; n > 0 {
-		var keep []string
-		for s := range l.held {
-			if !l.ended[s] {
-				keep = append(keep, s)
-			}
-		}
+	if n := len(keep) - target; n > 0 {
 		slices.Sort(keep)
 		excess = append(excess, keep[len(keep)-n:]...)
 	}
+	var free []string
 	for _, s := range waiting {
 		if l.held[s] != nil {
 			continue
@@ -274,10 +317,19 @@ func (l *Leaser) round(ctx context.Context) {
 		}
 	}
 	want := target - (len(l.held) - len(excess))
+	for _, s := range excess {
+		l.held[s].releasing = true // no read starts from now on
+	}
+	var releasable []string // releasing, and no read in progress
+	for s, h := range l.held {
+		if h.releasing && h.busy == 0 {
+			releasable = append(releasable, s)
+		}
+	}
 	l.mu.Unlock()
 
-	for _, s := range excess {
-		l.release(ctx, s, "released")
+	for _, s := range releasable {
+		l.release(ctx, s, "released", call)
 	}
 	rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 	for _, s := range free {
@@ -287,7 +339,11 @@ func (l *Leaser) round(ctx context.Context) {
 		seen := byShard[s]
 		seen.Shard = s
 		start := time.Now()
-		got, err := l.table.TakeLease(ctx, l.stream, seen)
+		var got dynamodbio.Lease
+		err := call(func(ctx context.Context) (err error) {
+			got, err = l.table.TakeLease(ctx, l.stream, seen)
+			return err
+		})
 		if err != nil {
 			if !errors.Is(err, dynamodbio.ErrLeaseLost) && ctx.Err() == nil {
 				slog.Warn("lease: taking", "stream", l.stream, "shard", s, "err", err)
@@ -296,7 +352,8 @@ func (l *Leaser) round(ctx context.Context) {
 		}
 		want--
 		l.mu.Lock()
-		l.held[s] = &holding{gen: got.Gen, checkpoint: got.Checkpoint, deadline: start.Add(l.duration)}
+		l.held[s] = &holding{Holding: Holding{Gen: got.Gen, Checkpoint: got.Checkpoint, StartMillis: got.StartMillis},
+			deadline: start.Add(l.duration)}
 		l.sight(s, l.owner, got.Counter, time.Now())
 		l.mu.Unlock()
 		l.log(LeaseEvent{Event: "acquired", Stream: l.stream, Shard: s, Owner: l.owner, Gen: got.Gen, At: time.Now()})
@@ -313,37 +370,52 @@ func (l *Leaser) sight(key, owner string, counter int64, now time.Time) sighting
 	return s
 }
 
-// renew renews every lease held; one that was lost or has lapsed ends.
-func (l *Leaser) renew(ctx context.Context) {
+// renew renews the leases held whose readers keep asking for them; one
+// that was lost, or has lapsed (not renewed: its reader stopped asking, or
+// the renewals failed), ends.
+func (l *Leaser) renew(ctx context.Context, call func(func(context.Context) error) error) {
 	for _, s := range l.heldShards() {
-		start := time.Now()
-		got, err := l.table.RenewLease(ctx, l.stream, s)
 		l.mu.Lock()
 		h := l.held[s]
+		asked := h != nil && !h.releasing && l.askedRecently(s, time.Now())
+		l.mu.Unlock()
+		start := time.Now()
+		var got dynamodbio.Lease
+		err := errSkipped
+		if asked {
+			err = call(func(ctx context.Context) (err error) {
+				got, err = l.table.RenewLease(ctx, l.stream, s)
+				return err
+			})
+		}
+		l.mu.Lock()
 		switch {
-		case h == nil:
+		case h == nil || l.held[s] != h:
 		case err == nil:
 			h.deadline = start.Add(l.duration)
 			l.sight(s, l.owner, got.Counter, time.Now())
 		case errors.Is(err, dynamodbio.ErrLeaseLost):
 			delete(l.held, s)
 			l.mu.Unlock()
-			l.log(LeaseEvent{Event: "lost", Stream: l.stream, Shard: s, Owner: l.owner, Gen: h.gen, At: earliest(time.Now(), h.deadline)})
+			l.log(LeaseEvent{Event: "lost", Stream: l.stream, Shard: s, Owner: l.owner, Gen: h.Gen, At: earliest(time.Now(), h.deadline)})
 			continue
 		default:
-			if ctx.Err() == nil {
+			if err != errSkipped && ctx.Err() == nil {
 				slog.Warn("lease: renewing", "stream", l.stream, "shard", s, "err", err)
 			}
-			if !time.Now().Before(h.deadline) {
+			if !time.Now().Before(h.deadline) && h.busy == 0 {
 				delete(l.held, s)
 				l.mu.Unlock()
-				l.log(LeaseEvent{Event: "expired", Stream: l.stream, Shard: s, Owner: l.owner, Gen: h.gen, At: h.deadline})
+				l.log(LeaseEvent{Event: "expired", Stream: l.stream, Shard: s, Owner: l.owner, Gen: h.Gen, At: h.deadline})
 				continue
 			}
 		}
 		l.mu.Unlock()
 	}
 }
+
+// errSkipped: a renewal not made (the shard's reader stopped asking).
+var errSkipped = errors.New("not renewed")
 
 // heldShards returns the shards whose leases are held.
 func (l *Leaser) heldShards() []string {
@@ -363,9 +435,9 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// release stops reading shard (waiting for the read in progress) and
-// frees its lease.
-func (l *Leaser) release(ctx context.Context, shard, event string) {
+// release stops reading shard (waiting for the read in progress, if
+// any) and frees its lease.
+func (l *Leaser) release(ctx context.Context, shard, event string, call func(func(context.Context) error) error) {
 	l.mu.Lock()
 	h := l.held[shard]
 	if h == nil {
@@ -379,8 +451,9 @@ func (l *Leaser) release(ctx context.Context, shard, event string) {
 	delete(l.held, shard)
 	stopped := earliest(time.Now(), h.deadline)
 	l.mu.Unlock()
-	l.log(LeaseEvent{Event: event, Stream: l.stream, Shard: shard, Owner: l.owner, Gen: h.gen, At: stopped})
-	if err := l.table.ReleaseLease(ctx, l.stream, shard); err != nil && !errors.Is(err, dynamodbio.ErrLeaseLost) {
+	l.log(LeaseEvent{Event: event, Stream: l.stream, Shard: shard, Owner: l.owner, Gen: h.Gen, At: stopped})
+	err := call(func(ctx context.Context) error { return l.table.ReleaseLease(ctx, l.stream, shard) })
+	if err != nil && !errors.Is(err, dynamodbio.ErrLeaseLost) {
 		slog.Warn("lease: releasing (it lapses after the lease duration)", "stream", l.stream, "shard", shard, "err", err)
 	}
 }

@@ -32,6 +32,9 @@ type leaseWorld struct {
 	mu     sync.Mutex
 	spans  map[string][]readSpan // by shard
 	events []LeaseEvent
+	// stopReaders stops the readers of the instance started last (its
+	// Leaser runs on): a process whose runner stopped running its readers.
+	stopReaders func()
 }
 
 func newLeaseWorld(t *testing.T, shards int, d time.Duration) *leaseWorld {
@@ -65,7 +68,7 @@ func (w *leaseWorld) start(owner string) (*Leaser, context.CancelFunc) {
 	for _, s := range w.shards {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if rctx, _, _, done, ok := l.Begin(ctx, s); ok {
+				if rctx, _, done, ok := l.Begin(ctx, s); ok {
 					from := time.Now()
 					select { // a GetRecords call
 					case <-rctx.Done():
@@ -81,6 +84,9 @@ func (w *leaseWorld) start(owner string) (*Leaser, context.CancelFunc) {
 			}
 		})
 	}
+	w.mu.Lock()
+	w.stopReaders = func() { cancel(); wg.Wait() }
+	w.mu.Unlock()
 	return l, func() {
 		cancel()
 		wg.Wait()
@@ -207,4 +213,28 @@ func TestLeaserShares(t *testing.T) {
 	if acquired < 8+2+2 {
 		t.Errorf("%d leases acquired in all; want at least 12 (8 at first, 2 for d, 2 from c)", acquired)
 	}
+}
+
+// TestLeaserGivesUpUnreadShards: an instance whose readers stop asking
+// for their shards (its runner stopped running them) stops renewing their
+// leases and beating its heartbeat, though its Leaser runs on, so another
+// instance takes every shard over.
+func TestLeaserGivesUpUnreadShards(t *testing.T) {
+	const d = 1500 * time.Millisecond
+	w := newLeaseWorld(t, 6, d)
+	_, stopA := w.start("a")
+	defer stopA()
+	b, stopB := w.start("b")
+	defer stopB()
+	w.waitFor([]string{"a", "b"}, []int{3, 3}, 10*d)
+	w.mu.Lock()
+	stop := w.stopReaders // b's
+	w.mu.Unlock()
+	stop()
+	took := w.waitFor([]string{"a"}, []int{6}, b.recent()+4*d)
+	t.Logf("b's readers stopped: a reads every shard after %v", took)
+	if n := b.Held(); n != 0 {
+		t.Errorf("b still holds %d leases its readers no longer ask for", n)
+	}
+	w.checkNoOverlap()
 }
