@@ -1,43 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/fineo-io/ingest/internal/testenv"
 	"github.com/fineo-io/ingest/io/dynamodbio"
-	"github.com/fineo-io/ingest/io/kinesisio"
 )
 
 // instance is one `fineo stream` process of the multi-instance B3.
 type instance struct {
 	cmd   *exec.Cmd
-	out   *lockedBuffer
+	out   *testenv.SyncBuffer
 	owner string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runInstances is B3 with several `fineo stream` processes sharing the
@@ -50,15 +31,8 @@ func (l *lockedBuffer) String() string {
 // that rate, and the time until its last lease is taken over by another
 // instance is measured.
 func runInstances(n, shards, count, samples, conc int, schemaDir string, lease time.Duration) error {
-	if err := requireLocal(); err != nil {
-		return err
-	}
 	ctx := context.Background()
-	kin, ddb, err := clients(ctx)
-	if err != nil {
-		return err
-	}
-	tenants, err := loadTenants(schemaDir)
+	kin, ddb, tenants, err := setup(ctx, schemaDir)
 	if err != nil {
 		return err
 	}
@@ -73,10 +47,7 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	}
 	id := time.Now().UTC().Format("150405")
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	recs := make([]kinesisio.PutRecord, n)
-	for i := range recs {
-		recs[i] = kinesisio.PutRecord{Data: event(base, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
-	}
+	recs := benchRecords(base, n)
 	fmt.Printf("B3 with %d instances (fineo stream processes sharing the shards by leases, --lease-duration %v): %d events, %d shards\n", count, lease, n, shards)
 
 	raw := "bench-inst-raw-" + id
@@ -108,7 +79,7 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	for i := range insts {
 		cmd := exec.Command(bin, "stream", "--raw-stream", raw, "--table", table, "--archive", filepath.Join(tmp, "archive"),
 			"--schemas", schemaDir, "--consumer", "bench", "--lease-duration", lease.String(), "--progress", "0", "--log-level", "warn")
-		out := &lockedBuffer{}
+		out := &testenv.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			return err
@@ -141,10 +112,7 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	pace := min(steady, capacity) / 2
 	m := int(pace * 10)
 	base2 := base + int64(n)
-	recs2 := make([]kinesisio.PutRecord, m)
-	for i := range recs2 {
-		recs2[i] = kinesisio.PutRecord{Data: event(base2, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
-	}
+	recs2 := benchRecords(base2, m)
 	paced := sendAndWait(ctx, kin, ddb, raw, table, tenants, base2, recs2, max(1, m/samples), pace)
 	if paced.err != nil {
 		return paced.err
@@ -178,10 +146,7 @@ func runInstances(n, shards, count, samples, conc int, schemaDir string, lease t
 	victim.cmd.Wait()
 	m3 := int(pace * (lease + 10*time.Second).Seconds())
 	base3 := base2 + int64(m)
-	recs3 := make([]kinesisio.PutRecord, m3)
-	for i := range recs3 {
-		recs3[i] = kinesisio.PutRecord{Data: event(base3, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
-	}
+	recs3 := benchRecords(base3, m3)
 	takeover := make(chan time.Duration, 1)
 	go func() {
 		for {

@@ -157,25 +157,39 @@ func event(base int64, i int) []byte {
 		base+int64(i), 40+i%50, i%64, i)
 }
 
-func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
-	if err := requireLocal(); err != nil {
-		return err
+// benchRecords returns the events base+0 … base+n-1 as Kinesis records,
+// partition keys spread over 64 devices.
+func benchRecords(base int64, n int) []kinesisio.PutRecord {
+	recs := make([]kinesisio.PutRecord, n)
+	for i := range recs {
+		recs[i] = kinesisio.PutRecord{Data: event(base, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
 	}
-	ctx := context.Background()
+	return recs
+}
+
+// setup checks that the stand-ins are local and returns their clients and
+// the tenants of schemaDir.
+func setup(ctx context.Context, schemaDir string) (*kinesis.Client, *dynamodb.Client, []*schema.Tenant, error) {
+	if err := requireLocal(); err != nil {
+		return nil, nil, nil, err
+	}
 	kin, ddb, err := clients(ctx)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	tenants, err := loadTenants(schemaDir)
+	return kin, ddb, tenants, err
+}
+
+func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
+	ctx := context.Background()
+	kin, ddb, tenants, err := setup(ctx, schemaDir)
 	if err != nil {
 		return err
 	}
 	id := time.Now().UTC().Format("150405")
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	recs := make([]kinesisio.PutRecord, n)
-	for i := range recs {
-		recs[i] = kinesisio.PutRecord{Data: event(base, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
-	}
+	recs := benchRecords(base, n)
 	fmt.Printf("B3 streaming: %d events, %d shards; kinesis %s, dynamodb %s\n", n, shards, os.Getenv("AWS_ENDPOINT_URL_KINESIS"), os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"))
 
 	// Baseline 1: a bare PutRecords loop into a fresh stream. Its records
@@ -240,10 +254,7 @@ func run(n, shards, samples, conc, jobConc int, schemaDir string) error {
 	paceRate := rate / 2
 	m := int(paceRate * 10)
 	base2 := base + int64(n)
-	recs2 := make([]kinesisio.PutRecord, m)
-	for i := range recs2 {
-		recs2[i] = kinesisio.PutRecord{Data: event(base2, i), PartitionKey: fmt.Sprintf("bench-%d", i%64)}
-	}
+	recs2 := benchRecords(base2, m)
 	paced := sendAndWait(ctx, kin, ddb, raw, table, tenants, base2, recs2, max(1, m/samples), paceRate)
 	if paced.err != nil {
 		return paced.err

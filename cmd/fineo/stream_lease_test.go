@@ -106,20 +106,20 @@ func TestStreamInstancesShare(t *testing.T) {
 	const lease = 4 * time.Second
 	type instance struct {
 		cmd *exec.Cmd
-		out *bytes.Buffer
-		end time.Time // when it was killed or stopped
+		out *testenv.SyncBuffer // read while the process writes it
+		end time.Time           // when it was killed or stopped
 	}
 	start := func(extra ...string) *instance {
 		cmd := exec.Command(bin, append([]string{"stream", "--raw-stream", raw, "--table", table, "--archive", archiveDir,
 			"--schemas", filepath.Join("..", "..", "testdata", "sample", "schemas"),
 			"--window", "2s", "--poll", "200ms", "--discover", "2s", "--lease-duration", lease.String(),
 			"--progress", "0", "--log-level", "info", "--log-format", "json"}, extra...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &testenv.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return &instance{cmd: cmd, out: &out}
+		return &instance{cmd: cmd, out: out}
 	}
 	insts := []*instance{start(), start(), start()}
 	defer func() {
@@ -131,7 +131,7 @@ func TestStreamInstancesShare(t *testing.T) {
 		}
 		if dir := os.Getenv("FINEO_DEBUG_LEASES"); dir != "" && t.Failed() {
 			for i, in := range insts {
-				os.WriteFile(filepath.Join(dir, fmt.Sprintf("instance-%d.log", i)), in.out.Bytes(), 0o644)
+				os.WriteFile(filepath.Join(dir, fmt.Sprintf("instance-%d.log", i)), []byte(in.out.String()), 0o644)
 			}
 			t.Logf("instance outputs in %s", dir)
 		}
@@ -265,7 +265,7 @@ func TestStreamInstancesShare(t *testing.T) {
 	byShard := map[string][]holdingSpan{}
 	owners := map[*instance]string{}
 	for _, in := range insts {
-		for s, hs := range leaseHistory(t, in.out.Bytes(), in.end) {
+		for s, hs := range leaseHistory(t, []byte(in.out.String()), in.end) {
 			byShard[s] = append(byShard[s], hs...)
 			owners[in] = hs[0].owner
 		}

@@ -733,8 +733,12 @@ func StopLeases(ctx context.Context, owner string) {
 }
 
 // parentEnded asks the checkpoint table, at most every endedCheckEvery per
-// parent, whether parent ended.
+// parent, whether parent ended (with leases, the Leaser's last read of the
+// table first).
 func (f *readFn) parentEnded(ctx context.Context, parent string) bool {
+	if f.lease != nil && f.lease.Ended(parent) {
+		return true // the Leaser's last read of the same table said so
+	}
 	if f.ends == nil || time.Since(f.checked[parent]) < endedCheckEvery {
 		return false
 	}
